@@ -1,0 +1,3 @@
+//! The `quaver` node: configuration, wiring, startup and shutdown.
+
+pub mod config;
