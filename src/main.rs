@@ -1,1 +1,121 @@
-fn main() {}
+//! `quaver`: a Lavalink v4 compatible audio node.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use quaver::config::{Config, ConfigSource};
+use quaver::server::Running;
+
+const USAGE: &str = "usage: quaver [--config PATH] [--print-config-reference]
+
+Runs a Lavalink v4 compatible audio node. Configuration comes from PATH, else
+./application.yml if present, else embedded defaults (port 2333, password
+youshallnotpass); environment variables override it (SERVER_PORT, ...).";
+
+enum Command {
+    Run(Option<PathBuf>),
+    PrintReference,
+    Help,
+}
+
+fn parse_args() -> Result<Command, String> {
+    let mut args = std::env::args().skip(1);
+    let mut config = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => config = Some(args.next().ok_or("--config needs a path")?.into()),
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
+            "--print-config-reference" => return Ok(Command::PrintReference),
+            "--help" | "-h" => return Ok(Command::Help),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Command::Run(config))
+}
+
+fn init_logging(config: &Config) {
+    let root = config.logging.level_root.to_ascii_lowercase();
+    let mut filter = root.clone();
+    for (logger, level) in &config.logging.levels {
+        if logger == "lavalink" || logger == "quaver" {
+            let level = level.to_ascii_lowercase();
+            filter.push_str(&format!(
+                ",quaver={level},quaver_control={level},quaver_engine={level}"
+            ));
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let command = match parse_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("quaver: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let explicit = match command {
+        Command::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Command::PrintReference => {
+            print!("{}", quaver::config::reference_markdown());
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(path) => path,
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let loaded = match Config::load(explicit.as_deref(), &cwd, std::env::vars()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("quaver: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&loaded.config);
+    match &loaded.source {
+        ConfigSource::File(p) => tracing::info!(path = %p.display(), "configuration loaded"),
+        ConfigSource::Embedded => {
+            tracing::info!("no application.yml found; using embedded defaults")
+        }
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let running = match Running::start(&loaded.config).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the HTTP server");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    if let Err(e) = running.shutdown().await {
+        tracing::error!(error = %e, "error while shutting down");
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

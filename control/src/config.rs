@@ -1,0 +1,92 @@
+//! The settings the control plane needs, filled in by the binary from
+//! `application.yml` (the control crate does not parse files).
+
+use std::time::Duration;
+
+use crate::protocol::filters::BUILTIN_FILTERS;
+
+/// Control-plane settings.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// `lavalink.server.password`; `None` refuses every REST request.
+    pub password: Option<String>,
+    /// How often `playerUpdate` is sent for a playing player.
+    pub player_update_interval: Duration,
+    /// How often each session receives `stats` (Lavalink: one minute).
+    pub stats_interval: Duration,
+    /// A playing track whose audio nobody pulls for this long ends with `cleanup`
+    /// (lavaplayer's player cleanup threshold, one minute).
+    pub cleanup_threshold: Duration,
+    /// `trackStuckThresholdMs`, reported in `TrackStuckEvent`.
+    pub track_stuck_threshold_ms: u64,
+    /// Names of filters disabled in the config (`lavalink.server.filters.<name>: false`).
+    pub disabled_filters: Vec<String>,
+    /// Names of the source managers that are registered, in registration order.
+    pub source_managers: Vec<String>,
+    /// Whether a route planner is configured (`ratelimit.ipBlocks` non-empty).
+    pub route_planner: bool,
+    /// What `/version` and `/v4/info` report.
+    pub build: BuildInfo,
+}
+
+/// Version and build facts reported by `/version` and `/v4/info`.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    /// The Lavalink API version this node speaks, as a semver string. Clients gate
+    /// features on it, so it names the Lavalink release whose behaviour Quaver matches.
+    pub semver: String,
+    /// Build time, epoch ms.
+    pub build_time: u64,
+    /// Git branch of the build.
+    pub git_branch: String,
+    /// Abbreviated git commit.
+    pub git_commit: String,
+    /// Commit time, epoch ms.
+    pub git_commit_time: u64,
+    /// Reported in `jvm` (Quaver has no JVM; it names itself and its toolchain).
+    pub runtime: String,
+    /// Reported in `lavaplayer` (Quaver's own version: its audio stack replaces lavaplayer).
+    pub player_library: String,
+}
+
+impl ControlConfig {
+    /// Whether a filter may be used.
+    pub fn filter_enabled(&self, name: &str) -> bool {
+        !self.disabled_filters.iter().any(|d| d == name)
+    }
+
+    /// The built-in filters that are enabled, in Lavalink's order.
+    pub fn enabled_filters(&self) -> Vec<String> {
+        BUILTIN_FILTERS.iter().filter(|f| self.filter_enabled(f)).map(|f| f.to_string()).collect()
+    }
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            password: Some("youshallnotpass".into()),
+            player_update_interval: Duration::from_secs(5),
+            stats_interval: Duration::from_secs(60),
+            cleanup_threshold: Duration::from_secs(60),
+            track_stuck_threshold_ms: 10_000,
+            disabled_filters: Vec::new(),
+            source_managers: Vec::new(),
+            route_planner: false,
+            build: BuildInfo::default(),
+        }
+    }
+}
+
+impl Default for BuildInfo {
+    fn default() -> Self {
+        BuildInfo {
+            semver: "4.2.2".into(),
+            build_time: 0,
+            git_branch: "unknown".into(),
+            git_commit: "unknown".into(),
+            git_commit_time: 0,
+            runtime: format!("quaver {}", env!("CARGO_PKG_VERSION")),
+            player_library: format!("quaver {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! `/v4/loadtracks`, `/v4/decodetrack`, `/v4/decodetracks`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::Json;
+
+use super::body;
+use super::error::ApiError;
+use crate::audio_track::AudioTrack;
+use crate::node::Node;
+use crate::protocol::track::{LoadResult, Track};
+
+pub(super) async fn load_tracks(State(node): State<Arc<Node>>, uri: Uri) -> Result<Json<LoadResult>, ApiError> {
+    let identifier = body::query_param(&uri, "identifier")
+        .ok_or_else(|| ApiError::bad_request("Required parameter 'identifier' is not present."))?;
+    Ok(Json(node.loader.load(&identifier).await.to_result()))
+}
+
+/// Decodes one client string; undecodable input is a 500, as in Lavalink.
+pub(crate) fn decode(encoded: &str) -> Result<AudioTrack, ApiError> {
+    AudioTrack::decode(encoded).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+pub(super) async fn decode_track(uri: Uri) -> Result<Json<Track>, ApiError> {
+    let encoded = body::query_param(&uri, "encodedTrack")
+        .or_else(|| body::query_param(&uri, "track"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("No track to decode provided"))?;
+    Ok(Json(decode(&encoded)?.to_json_verbatim(&encoded)))
+}
+
+pub(super) async fn decode_tracks(headers: HeaderMap, raw: Bytes) -> Result<Json<Vec<Track>>, ApiError> {
+    let list: Vec<String> = body::json(&headers, &raw)?;
+    if list.is_empty() {
+        return Err(ApiError::bad_request("No tracks to decode provided"));
+    }
+    list.iter().map(|e| decode(e).map(|t| t.to_json_verbatim(e))).collect::<Result<_, _>>().map(Json)
+}

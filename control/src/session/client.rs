@@ -1,0 +1,253 @@
+//! One client session and the Lavalink player rules applied to it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::outbox::{Mode, Outbox};
+use crate::audio_track::AudioTrack;
+use crate::config::ControlConfig;
+use crate::ids::{GuildId, SessionId, UserId};
+use crate::player::{Emitted, Player};
+use crate::protocol::messages::{OutgoingMessage, TrackEndReason};
+use crate::protocol::player::Player as PlayerJson;
+use crate::rest::error::epoch_millis;
+
+/// `PATCH /v4/sessions/{id}` state: whether and for how long to keep the session
+/// after its socket closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeConfig {
+    /// Keep the session after a disconnect.
+    pub resuming: bool,
+    /// Seconds to keep it.
+    pub timeout_s: i64,
+}
+
+impl Default for ResumeConfig {
+    fn default() -> Self {
+        ResumeConfig { resuming: false, timeout_s: 60 }
+    }
+}
+
+/// A client session.
+#[derive(Debug)]
+pub struct Session {
+    id: SessionId,
+    user_id: UserId,
+    client_name: Option<String>,
+    config: Arc<ControlConfig>,
+    players: Mutex<BTreeMap<GuildId, Player>>,
+    resume: Mutex<ResumeConfig>,
+    outbox: Outbox,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// Serial numbers for playbacks, unique across the node.
+static PLAYBACK_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// Milliseconds on the wall clock, as Lavalink's frame accounting uses.
+fn now_ms() -> i64 {
+    epoch_millis() as i64
+}
+
+impl Session {
+    /// A new session with no socket attached yet.
+    pub fn new(id: SessionId, user_id: UserId, client_name: Option<String>, config: Arc<ControlConfig>) -> Arc<Self> {
+        Arc::new(Session {
+            id,
+            user_id,
+            client_name,
+            config,
+            players: Mutex::new(BTreeMap::new()),
+            resume: Mutex::new(ResumeConfig::default()),
+            outbox: Outbox::default(),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The bot's user id.
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    /// The `Client-Name` header, if the client sent one.
+    pub fn client_name(&self) -> Option<&str> {
+        self.client_name.as_deref()
+    }
+
+    /// The session's message queue.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// The node configuration.
+    pub fn config(&self) -> &ControlConfig {
+        &self.config
+    }
+
+    /// Current resume settings.
+    pub fn resume_config(&self) -> ResumeConfig {
+        *self.resume.lock()
+    }
+
+    /// Updates resume settings from `PATCH /v4/sessions/{id}`.
+    pub fn update_resume(&self, resuming: Option<bool>, timeout_s: Option<i64>) -> ResumeConfig {
+        let mut r = self.resume.lock();
+        if let Some(v) = resuming {
+            r.resuming = v;
+        }
+        if let Some(t) = timeout_s {
+            r.timeout_s = t;
+        }
+        *r
+    }
+
+    /// Keeps a background task alive only as long as the session.
+    pub fn own_task(&self, handle: tokio::task::AbortHandle) {
+        self.tasks.lock().push(handle);
+    }
+
+    /// Locks the players. Hold the guard only for synchronous work.
+    pub fn players(&self) -> MutexGuard<'_, BTreeMap<GuildId, Player>> {
+        self.players.lock()
+    }
+
+    /// Sends a message (queued while the session waits for a resume).
+    pub fn send(&self, msg: &OutgoingMessage) {
+        self.outbox.push(msg.to_json());
+    }
+
+    /// Turns what a player emitted into messages, in order. `playerUpdate`s are not
+    /// generated while the session waits for a resume.
+    pub fn flush(&self, player: &Player, emitted: Vec<Emitted>) {
+        for e in emitted {
+            match e {
+                Emitted::Event(ev) => self.send(&OutgoingMessage::Event(ev)),
+                Emitted::PlayerUpdate => self.send_player_update(player),
+            }
+        }
+    }
+
+    /// Sends a `playerUpdate` for `player` unless the session is paused.
+    pub fn send_player_update(&self, player: &Player) {
+        if self.outbox.mode() == Mode::Paused {
+            return;
+        }
+        self.send(&OutgoingMessage::PlayerUpdate {
+            state: player.state(epoch_millis()),
+            guild_id: player.guild().to_string(),
+        });
+    }
+
+    /// All players as JSON.
+    pub fn players_json(&self) -> Vec<PlayerJson> {
+        let now = epoch_millis();
+        self.players.lock().values().map(|p| p.to_json(now)).collect()
+    }
+
+    /// Counts of (players, playing players).
+    pub fn player_counts(&self) -> (u32, u32) {
+        let players = self.players.lock();
+        let playing = players.values().filter(|p| p.is_playing()).count();
+        (players.len() as u32, playing as u32)
+    }
+
+    /// Starts `track` on `player`, arming its periodic update and cleanup timer.
+    pub fn play(self: &Arc<Self>, player: &mut Player, track: AudioTrack, end_time: Option<i64>, out: &mut Vec<Emitted>) {
+        let serial = PLAYBACK_SERIAL.fetch_add(1, Ordering::Relaxed);
+        player.play(track, end_time, serial, now_ms(), out);
+        let timer = tokio::spawn(playback_timer(
+            Arc::downgrade(self),
+            player.guild(),
+            serial,
+            self.config.player_update_interval,
+            self.config.cleanup_threshold,
+        ));
+        if let Some(p) = player.playback_mut() {
+            p.set_timer(timer.abort_handle());
+        }
+    }
+
+    /// Removes a player: its track ends with `stopped`.
+    pub fn destroy_player(&self, guild: GuildId) {
+        let mut players = self.players.lock();
+        if let Some(mut player) = players.remove(&guild) {
+            let mut out = Vec::new();
+            player.end_track(TrackEndReason::Stopped, now_ms(), &mut out);
+            self.flush(&player, out);
+        }
+    }
+
+    /// After a resume: one `playerUpdate` per player, after the replayed queue.
+    pub fn send_all_player_updates(&self) {
+        let players = self.players.lock();
+        for p in players.values() {
+            self.send_player_update(p);
+        }
+    }
+
+    /// Ends the session: players destroyed, tasks stopped, queue dropped.
+    pub fn shutdown(&self) {
+        let guilds: Vec<GuildId> = self.players.lock().keys().copied().collect();
+        for g in guilds {
+            self.destroy_player(g);
+        }
+        self.outbox.detach(Mode::Closed);
+        self.outbox.wake();
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Runs one timer step for the playback `serial`; false once it has ended.
+    /// A cleanup step ends the track only if no frame was sent since the last step.
+    fn on_timer(&self, guild: GuildId, serial: u64, cleanup: bool, frames_seen: &mut u64) -> bool {
+        let mut players = self.players.lock();
+        let Some(player) = players.get_mut(&guild) else { return false };
+        let Some(playback) = player.playback().filter(|p| p.serial == serial) else { return false };
+        if !cleanup {
+            self.send_player_update(player);
+            return true;
+        }
+        let frames = playback.counters().frames_sent.load(Ordering::Relaxed);
+        if frames != *frames_seen {
+            *frames_seen = frames;
+            return true;
+        }
+        let mut out = Vec::new();
+        player.end_track(TrackEndReason::Cleanup, now_ms(), &mut out);
+        self.flush(player, out);
+        false
+    }
+}
+
+/// Periodic `playerUpdate`s while a track plays, and lavaplayer's cleanup: a track
+/// whose audio nobody pulls (there is no voice connection to pull it) ends with
+/// `cleanup` after the threshold.
+async fn playback_timer(session: Weak<Session>, guild: GuildId, serial: u64, every: Duration, cleanup_after: Duration) {
+    let start = tokio::time::Instant::now();
+    let mut cleanup_at = start + cleanup_after;
+    let mut next_update = start + every;
+    let mut frames_seen = 0;
+    loop {
+        let cleanup = cleanup_at <= next_update;
+        tokio::time::sleep_until(if cleanup { cleanup_at } else { next_update }).await;
+        let Some(session) = session.upgrade() else { return };
+        if !session.on_timer(guild, serial, cleanup, &mut frames_seen) {
+            return;
+        }
+        if cleanup {
+            cleanup_at += cleanup_after;
+        } else {
+            next_update += every;
+        }
+    }
+}

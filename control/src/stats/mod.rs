@@ -1,0 +1,7 @@
+//! Node statistics: process and system figures, and per-player frame accounting.
+
+pub mod loss;
+pub mod system;
+
+pub use loss::AudioLossCounter;
+pub use system::SystemStats;

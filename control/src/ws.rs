@@ -1,0 +1,128 @@
+//! `/v4/websocket`: the handshake rules and the per-connection writer and reader.
+//!
+//! The socket only carries server → client messages. Each connection attaches a
+//! writer to its session's [`Outbox`](crate::session::Outbox); when the socket
+//! closes, unsent messages stay queued for a resume.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+
+use crate::ids::UserId;
+use crate::node::Node;
+use crate::protocol::messages::OutgoingMessage;
+use crate::rest::error::ApiError;
+use crate::session::{Mode, Session};
+
+/// Close code sent to every client when the node shuts down.
+const GOING_AWAY: u16 = 1001;
+/// Close code for a connection whose setup failed (bad `User-Id`).
+const INTERNAL_ERROR: u16 = 1011;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Handles the upgrade request.
+pub(crate) async fn handshake(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    // A WebSocket handshake only ever fails authentication with 401.
+    let given = headers.get("Authorization").map(|v| v.as_bytes());
+    if given != node.config.password.as_deref().map(str::as_bytes) {
+        tracing::warn!("WebSocket authentication failed");
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let user_id = header(&headers, "User-Id").unwrap_or("");
+    if user_id.is_empty() || user_id.trim() == "0" {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => return ApiError::bad_request(format!("Can \"Upgrade\" only to \"WebSocket\": {e}")).into_response(),
+    };
+    let user_id = user_id.parse::<UserId>().ok();
+    let resume_id = header(&headers, "Session-Id").map(str::to_owned);
+    let resumable = resume_id.as_deref().is_some_and(|id| node.sessions.can_resume(id));
+    let client_name = header(&headers, "Client-Name").map(str::to_owned);
+    let mut res = upgrade.on_upgrade(move |socket| async move {
+        match user_id {
+            Some(user) => run(node, socket, user, client_name, resume_id).await,
+            None => close(socket, INTERNAL_ERROR, "Invalid User-Id").await,
+        }
+    });
+    res.headers_mut().insert("Session-Resumed", HeaderValue::from_static(if resumable { "true" } else { "false" }));
+    res
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: reason.into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Attaches the socket to a resumed or new session and pumps messages until either
+/// side closes.
+async fn run(node: Arc<Node>, socket: WebSocket, user: UserId, client_name: Option<String>, resume_id: Option<String>) {
+    let resumed = resume_id.as_deref().and_then(|id| node.sessions.resume(id));
+    let (session, was_resumed) = match resumed {
+        Some(s) => (s, true),
+        None => (node.sessions.create(user, client_name.clone(), node.config.clone()), false),
+    };
+    let ready = OutgoingMessage::Ready { resumed: was_resumed, session_id: session.id().to_string() };
+    let generation = session.outbox().attach(ready.to_json());
+    if was_resumed {
+        tracing::info!(session = %session.id(), queued = session.outbox().len() - 1, "session resumed");
+        session.send_all_player_updates();
+    } else {
+        tracing::info!(session = %session.id(), client = client_name.as_deref().unwrap_or("unknown"), "session opened");
+        node.start_stats_ticker(&session);
+    }
+    pump(&node, &session, socket, generation).await;
+    node.sessions.on_socket_closed(&session);
+}
+
+async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation: u64) {
+    let (mut sink, mut stream) = socket.split();
+    let mut shutdown = node.shutdown_signal();
+    let outbox = session.outbox().clone();
+    let writer = async {
+        while let Some(msg) = outbox.next(generation).await {
+            if let Err(e) = sink.send(Message::Text(msg.clone().into())).await {
+                tracing::debug!(error = %e, "WebSocket send failed");
+                outbox.unsend(msg);
+                return;
+            }
+        }
+        if outbox.mode() == Mode::Closed {
+            let frame = CloseFrame { code: GOING_AWAY, reason: "".into() };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+    };
+    let reader = async {
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(Message::Text(_)) => {
+                    tracing::warn!("Lavalink v4 does not support websocket messages; use the REST API")
+                }
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let stop = async {
+        let _ = shutdown.wait_for(|down| *down).await;
+        // Keep writing until the close frame has gone out.
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+        _ = stop => {}
+    }
+}

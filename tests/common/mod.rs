@@ -1,0 +1,198 @@
+//! Shared test harness: a real Quaver control plane on a loopback port, an HTTP
+//! client and a WebSocket client that speak to it like a Lavalink client library.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use quaver::server::Running;
+use quaver_control::ControlConfig;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const PASSWORD: &str = "youshallnotpass";
+pub const USER_ID: &str = "170939974227591168";
+
+/// Test vectors from reference/lavalink-protocol.md §7.1.
+pub const Y3: &str = "QAAA2QMAPFJpY2sgQXN0bGV5IC0gTmV2ZXIgR29ubmEgR2l2ZSBZb3UgVXAgKE9mZmljaWFsIE11c2ljIFZpZGVvKQALUmljayBBc3RsZXkAAAAAAANACAALZFF3NHc5V2dYY1EAAQAraHR0cHM6Ly93d3cueW91dHViZS5jb20vd2F0Y2g/dj1kUXc0dzlXZ1hjUQEANGh0dHBzOi8vaS55dGltZy5jb20vdmkvZFF3NHc5V2dYY1EvbWF4cmVzZGVmYXVsdC5qcGcAAAd5b3V0dWJlAAAAAAAAAAA=";
+pub const P3: &str = "QAAAxAMAEU5vc2VibGVlZCBTZWN0aW9uABtTaWdodGxlc3MgaW4gU2hhZG93IC0gVG9waWMAAAAAAAJxAAALTFdNUi1rY3dHLTgAAQAraHR0cHM6Ly93d3cueW91dHViZS5jb20vd2F0Y2g/dj1MV01SLWtjd0ctOAEAOmh0dHBzOi8vaS55dGltZy5jb20vdmlfd2VicC9MV01SLWtjd0ctOC9tYXhyZXNkZWZhdWx0LndlYnAAAAd5b3V0dWJlAAAAAAACb1w=";
+pub const H3: &str = "QAAAjQMAC0RlYXRoIG9mIE1lAApTQUlOVCBQSE5YAAAAAAAAdVgAKGh0dHBzOi8vd3d3Lm1ib3hkcml2ZS5jb20vc3RhcnRtdXNpYy5tcDMAAQAoaHR0cHM6Ly93d3cubWJveGRyaXZlLmNvbS9zdGFydG11c2ljLm1wMwAAAARodHRwAANtcDMAAAAAAAAAAA==";
+
+/// A node under test.
+pub struct TestNode {
+    pub running: Running,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// Control settings with short timers so tests run in seconds.
+pub fn fast_config() -> ControlConfig {
+    ControlConfig {
+        player_update_interval: Duration::from_secs(1),
+        stats_interval: Duration::from_secs(60),
+        cleanup_threshold: Duration::from_secs(60),
+        ..ControlConfig::default()
+    }
+}
+
+impl TestNode {
+    pub async fn start() -> TestNode {
+        Self::start_with(fast_config()).await
+    }
+
+    pub async fn start_with(config: ControlConfig) -> TestNode {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = Running::serve(config, listener).await.unwrap();
+        let base = format!("http://{}", running.local_addr());
+        TestNode {
+            running,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// An authenticated request builder.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("Authorization", PASSWORD)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::PATCH, path).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.req(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Opens a Lavalink WebSocket session and reads its `ready`.
+    pub async fn connect(&self) -> Client {
+        let (client, ready) = self.connect_with(None).await;
+        assert_eq!(ready["resumed"], false);
+        client
+    }
+
+    /// Opens a WebSocket, optionally resuming; returns the client and its `ready`.
+    pub async fn connect_with(&self, resume: Option<&str>) -> (Client, Value) {
+        let mut req = format!("ws://{}/v4/websocket", self.running.local_addr())
+            .into_client_request()
+            .unwrap();
+        let h = req.headers_mut();
+        h.insert("Authorization", HeaderValue::from_static(PASSWORD));
+        h.insert("User-Id", HeaderValue::from_static(USER_ID));
+        h.insert("Client-Name", HeaderValue::from_static("quaver-tests/1.0"));
+        if let Some(id) = resume {
+            h.insert("Session-Id", HeaderValue::from_str(id).unwrap());
+        }
+        let (ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let resumed_header = res
+            .headers()
+            .get("Session-Resumed")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut client = Client {
+            ws,
+            session_id: String::new(),
+            resumed_header,
+        };
+        let ready = client.next_json().await;
+        assert_eq!(ready["op"], "ready", "first message is ready: {ready}");
+        client.session_id = ready["sessionId"].as_str().unwrap().to_owned();
+        (client, ready)
+    }
+
+    pub fn player_path(&self, client: &Client, guild: &str) -> String {
+        format!("/v4/sessions/{}/players/{guild}", client.session_id)
+    }
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    assert_eq!(
+        res.headers()
+            .get("Lavalink-Api-Version")
+            .map(|v| v.to_str().unwrap()),
+        Some("4")
+    );
+    let text = res.text().await.unwrap();
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, json)
+}
+
+/// A connected Lavalink client.
+pub struct Client {
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pub session_id: String,
+    pub resumed_header: String,
+}
+
+impl Client {
+    /// The next JSON message (5 s limit).
+    pub async fn next_json(&mut self) -> Value {
+        self.try_next_json(Duration::from_secs(5))
+            .await
+            .expect("expected a message")
+    }
+
+    /// The next JSON message within `wait`, or `None`.
+    pub async fn try_next_json(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(wait, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Text(t) => return Some(serde_json::from_str(&t).unwrap()),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message whose `op` is not `stats` or `playerUpdate`.
+    pub async fn next_event(&mut self) -> Value {
+        loop {
+            let m = self.next_json().await;
+            if m["op"] == "event" {
+                return m;
+            }
+        }
+    }
+
+    /// The next message with the given `op`.
+    pub async fn next_op(&mut self, op: &str) -> Value {
+        loop {
+            let m = self.next_json().await;
+            if m["op"] == op {
+                return m;
+            }
+        }
+    }
+}
