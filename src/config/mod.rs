@@ -6,13 +6,42 @@
 //! way (`SERVER_PORT`, `LAVALINK_SERVER_PASSWORD`, `LAVALINK_PLUGINS_0_DEPENDENCY`, …).
 //! Keys match with Spring's relaxed binding: `camelCase`, `kebab-case` and
 //! `snake_case` spellings of a key are the same key.
+//!
+//! [`Config::load`] is the entry point. An unknown key is a warning in
+//! [`Loaded::warnings`]; a value a key cannot take is a [`ConfigError`] that stops
+//! startup. [`reference_markdown`] documents every key from the same table the loader
+//! uses.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+mod defaults;
+mod env;
+mod error;
+mod keys;
+mod layer;
+mod load;
+mod reference;
+mod table;
+#[cfg(test)]
+mod tests;
+mod yaml;
+
+pub use defaults::{
+    DEFAULT_BUFFER_DURATION_MS, DEFAULT_FRAME_BUFFER_DURATION_MS, DEFAULT_MAX_PLAYERS,
+    DEFAULT_OPUS_ENCODING_QUALITY, DEFAULT_PASSWORD, DEFAULT_PLAYER_UPDATE_INTERVAL_S,
+    DEFAULT_PORT, DEFAULT_PROMETHEUS_ENDPOINT, DEFAULT_PROXY_PORT, DEFAULT_TIMEOUT_MS,
+    DEFAULT_TRACK_STUCK_THRESHOLD_MS, MIN_BUFFER_DURATION_MS, MIN_FRAME_BUFFER_DURATION_MS,
+    MIN_TRACK_STUCK_THRESHOLD_MS,
+};
+pub use error::ConfigError;
+pub use load::{ConfigSource, Loaded, DEFAULT_FILE_NAME};
+pub use reference::reference_markdown;
+
 /// The whole node configuration after defaults, file and environment were merged.
-#[derive(Debug, Clone, PartialEq)]
+/// [`Config::default`] is the embedded defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// `server.*`: where the REST + WebSocket server listens.
     pub server: ServerConfig,
@@ -139,9 +168,10 @@ pub struct FiltersConfig {
 }
 
 /// `lavalink.server.resamplingQuality`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ResamplingQuality {
     /// `LOW` (default): cheapest.
+    #[default]
     Low,
     /// `MEDIUM`.
     Medium,
@@ -165,9 +195,10 @@ pub struct RateLimitConfig {
 }
 
 /// `lavalink.server.ratelimit.strategy` (case-insensitive in the file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RateLimitStrategy {
-    /// `RotateOnBan` → `RotatingIpRoutePlanner`.
+    /// `RotateOnBan` → `RotatingIpRoutePlanner` (default).
+    #[default]
     RotateOnBan,
     /// `LoadBalance` → `BalancingIpRoutePlanner`.
     LoadBalance,
@@ -229,6 +260,9 @@ pub struct MetricsConfig {
     pub prometheus_enabled: bool,
     /// `metrics.prometheus.endpoint`, default `/metrics`.
     pub prometheus_endpoint: String,
+    /// Whether `metrics.prometheus.endpoint` was set (non-empty). Lavalink serves the
+    /// endpoint without `Authorization` only then; the default `/metrics` needs it.
+    pub prometheus_endpoint_configured: bool,
 }
 
 /// `sentry.*`.
