@@ -1,5 +1,8 @@
 //! `quaver`: a Lavalink v4 compatible audio node.
 
+// The command line prints usage and the configuration reference to stdout.
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,7 +77,7 @@ async fn main() -> ExitCode {
         Command::Run(path) => path,
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let loaded = match Config::load(explicit.as_deref(), &cwd, std::env::vars()) {
+    let loaded = match Config::load(explicit.as_deref(), &cwd, env_vars()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("quaver: {e}");
@@ -104,6 +107,18 @@ async fn main() -> ExitCode {
         tracing::error!(error = %e, "error while shutting down");
     }
     ExitCode::SUCCESS
+}
+
+/// The environment, with non-UTF-8 entries converted lossily rather than panicking.
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
 }
 
 async fn wait_for_signal() {

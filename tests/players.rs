@@ -80,7 +80,7 @@ async fn lazy_creation_and_defaults() {
     assert!(c
         .try_next_json(Duration::from_millis(200))
         .await
-        .map_or(true, |m| m["op"] != "event"));
+        .is_none_or(|m| m["op"] != "event"));
 }
 
 #[tokio::test]

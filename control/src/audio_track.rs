@@ -23,7 +23,10 @@ impl AudioTrack {
 
     /// Wraps a blob (from a source or the codec).
     pub fn from_blob(blob: TrackBlob) -> Self {
-        AudioTrack { blob, user_data: Map::new() }
+        AudioTrack {
+            blob,
+            user_data: Map::new(),
+        }
     }
 
     /// The decoded blob.

@@ -57,7 +57,11 @@ impl ControlConfig {
 
     /// The built-in filters that are enabled, in Lavalink's order.
     pub fn enabled_filters(&self) -> Vec<String> {
-        BUILTIN_FILTERS.iter().filter(|f| self.filter_enabled(f)).map(|f| f.to_string()).collect()
+        BUILTIN_FILTERS
+            .iter()
+            .filter(|f| self.filter_enabled(f))
+            .map(|f| f.to_string())
+            .collect()
     }
 }
 

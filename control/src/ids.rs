@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn snowflakes_parse_strictly() {
-        assert_eq!("817327181659111454".parse::<GuildId>().unwrap().to_string(), "817327181659111454");
+        assert_eq!(
+            "817327181659111454".parse::<GuildId>().unwrap().to_string(),
+            "817327181659111454"
+        );
         for bad in ["0", "-1", "abc", "", " 1", "1.0", "9223372036854775808"] {
             assert!(bad.parse::<GuildId>().is_err(), "{bad:?} accepted");
         }
@@ -107,7 +110,10 @@ mod tests {
     fn session_ids_use_lavalinks_alphabet() {
         let id = SessionId::random();
         assert_eq!(id.as_str().len(), SessionId::LEN);
-        assert!(id.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(id
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         assert_ne!(SessionId::random(), id);
     }
 }

@@ -43,12 +43,20 @@ pub struct LoadFailure {
 impl LoadFailure {
     /// The `Exception` object Lavalink sends for a failed load.
     pub fn to_exception(&self) -> Exception {
-        let own = format!("com.sedmelluq.discord.lavaplayer.tools.FriendlyException: {}", self.message);
+        let own = format!(
+            "com.sedmelluq.discord.lavaplayer.tools.FriendlyException: {}",
+            self.message
+        );
         let trace = match &self.cause {
             Some(c) => format!("{own}\nCaused by: {c}"),
             None => own.clone(),
         };
-        Exception { message: Some(self.message.clone()), severity: self.severity, cause: own, cause_stack_trace: trace }
+        Exception {
+            message: Some(self.message.clone()),
+            severity: self.severity,
+            cause: own,
+            cause_stack_trace: trace,
+        }
     }
 }
 
@@ -96,14 +104,27 @@ impl LoadOutcome {
     pub fn to_result(&self) -> LoadResult {
         match self {
             LoadOutcome::Track(t) => LoadResult::Track(t.to_json(t.start_position_ms())),
-            LoadOutcome::Playlist { name, selected, tracks } => LoadResult::Playlist(Playlist {
-                info: PlaylistInfo { name: name.clone(), selected_track: selected.map_or(-1, |i| i as i32) },
+            LoadOutcome::Playlist {
+                name,
+                selected,
+                tracks,
+            } => LoadResult::Playlist(Playlist {
+                info: PlaylistInfo {
+                    name: name.clone(),
+                    selected_track: selected.map_or(-1, |i| i as i32),
+                },
                 plugin_info: Default::default(),
-                tracks: tracks.iter().map(|t| t.to_json(t.start_position_ms())).collect(),
+                tracks: tracks
+                    .iter()
+                    .map(|t| t.to_json(t.start_position_ms()))
+                    .collect(),
             }),
-            LoadOutcome::Search(tracks) => {
-                LoadResult::Search(tracks.iter().map(|t| t.to_json(t.start_position_ms())).collect())
-            }
+            LoadOutcome::Search(tracks) => LoadResult::Search(
+                tracks
+                    .iter()
+                    .map(|t| t.to_json(t.start_position_ms()))
+                    .collect(),
+            ),
             LoadOutcome::Empty => LoadResult::Empty(()),
             LoadOutcome::Failed(f) => LoadResult::Error(f.to_exception()),
         }

@@ -68,7 +68,9 @@ impl Node {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let (Some(node), Some(session)) = (node.upgrade(), weak.upgrade()) else { return };
+                let (Some(node), Some(session)) = (node.upgrade(), weak.upgrade()) else {
+                    return;
+                };
                 session.send(&OutgoingMessage::Stats(node.stats(Some(&session))));
             }
         });
@@ -104,5 +106,9 @@ fn frame_stats(session: &Session) -> Option<FrameStats> {
     let sent: i64 = usable.iter().map(|c| c.last_minute_sent()).sum();
     let nulled: i64 = usable.iter().map(|c| c.last_minute_nulled()).sum();
     let deficit = n * EXPECTED_FRAMES_PER_MINUTE - (sent + nulled);
-    Some(FrameStats { sent: sent / n, nulled: nulled / n, deficit: deficit / n })
+    Some(FrameStats {
+        sent: sent / n,
+        nulled: nulled / n,
+        deficit: deficit / n,
+    })
 }

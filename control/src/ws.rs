@@ -45,11 +45,16 @@ pub(crate) async fn handshake(
     }
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(e) => return ApiError::bad_request(format!("Can \"Upgrade\" only to \"WebSocket\": {e}")).into_response(),
+        Err(e) => {
+            return ApiError::bad_request(format!("Can \"Upgrade\" only to \"WebSocket\": {e}"))
+                .into_response()
+        }
     };
     let user_id = user_id.parse::<UserId>().ok();
     let resume_id = header(&headers, "Session-Id").map(str::to_owned);
-    let resumable = resume_id.as_deref().is_some_and(|id| node.sessions.can_resume(id));
+    let resumable = resume_id
+        .as_deref()
+        .is_some_and(|id| node.sessions.can_resume(id));
     let client_name = header(&headers, "Client-Name").map(str::to_owned);
     let mut res = upgrade.on_upgrade(move |socket| async move {
         match user_id {
@@ -57,24 +62,43 @@ pub(crate) async fn handshake(
             None => close(socket, INTERNAL_ERROR, "Invalid User-Id").await,
         }
     });
-    res.headers_mut().insert("Session-Resumed", HeaderValue::from_static(if resumable { "true" } else { "false" }));
+    res.headers_mut().insert(
+        "Session-Resumed",
+        HeaderValue::from_static(if resumable { "true" } else { "false" }),
+    );
     res
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: reason.into() };
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 /// Attaches the socket to a resumed or new session and pumps messages until either
 /// side closes.
-async fn run(node: Arc<Node>, socket: WebSocket, user: UserId, client_name: Option<String>, resume_id: Option<String>) {
+async fn run(
+    node: Arc<Node>,
+    socket: WebSocket,
+    user: UserId,
+    client_name: Option<String>,
+    resume_id: Option<String>,
+) {
     let resumed = resume_id.as_deref().and_then(|id| node.sessions.resume(id));
     let (session, was_resumed) = match resumed {
         Some(s) => (s, true),
-        None => (node.sessions.create(user, client_name.clone(), node.config.clone()), false),
+        None => (
+            node.sessions
+                .create(user, client_name.clone(), node.config.clone()),
+            false,
+        ),
     };
-    let ready = OutgoingMessage::Ready { resumed: was_resumed, session_id: session.id().to_string() };
+    let ready = OutgoingMessage::Ready {
+        resumed: was_resumed,
+        session_id: session.id().to_string(),
+    };
     let generation = session.outbox().attach(ready.to_json());
     if was_resumed {
         tracing::info!(session = %session.id(), queued = session.outbox().len() - 1, "session resumed");
@@ -100,7 +124,10 @@ async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation
             }
         }
         if outbox.mode() == Mode::Closed {
-            let frame = CloseFrame { code: GOING_AWAY, reason: "".into() };
+            let frame = CloseFrame {
+                code: GOING_AWAY,
+                reason: "".into(),
+            };
             let _ = sink.send(Message::Close(Some(frame))).await;
         }
     };
@@ -108,7 +135,9 @@ async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation
         while let Some(frame) = stream.next().await {
             match frame {
                 Ok(Message::Text(_)) => {
-                    tracing::warn!("Lavalink v4 does not support websocket messages; use the REST API")
+                    tracing::warn!(
+                        "Lavalink v4 does not support websocket messages; use the REST API"
+                    )
                 }
                 Ok(Message::Close(_)) | Err(_) => break,
                 Ok(_) => {}

@@ -24,8 +24,6 @@ use crate::stats::AudioLossCounter;
 pub const VOLUME_RANGE: std::ops::RangeInclusive<i32> = 0..=1000;
 
 /// Something the client must be told, in order.
-// Short-lived and moved once; boxing the event would cost an allocation per event.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Emitted {
     /// A player event.
@@ -165,7 +163,10 @@ impl Player {
     pub fn to_json(&self, now_epoch_ms: u64) -> PlayerJson {
         PlayerJson {
             guild_id: self.guild.to_string(),
-            track: self.playback.as_ref().map(|p| p.track.to_json(p.position_ms())),
+            track: self
+                .playback
+                .as_ref()
+                .map(|p| p.track.to_json(p.position_ms())),
             volume: self.volume,
             paused: self.paused,
             state: self.state(now_epoch_ms),
@@ -240,11 +241,21 @@ impl Player {
     }
 
     /// Starts a new track (replacing the current one), with an optional end marker.
-    pub fn play(&mut self, track: AudioTrack, end_time_ms: Option<i64>, serial: u64, now_ms: i64, out: &mut Vec<Emitted>) {
+    pub fn play(
+        &mut self,
+        track: AudioTrack,
+        end_time_ms: Option<i64>,
+        serial: u64,
+        now_ms: i64,
+        out: &mut Vec<Emitted>,
+    ) {
         self.end_track(TrackEndReason::Replaced, now_ms, out);
         let origin_ms = track.start_position_ms().max(0);
         let end_time_ms = end_time_ms.filter(|&end| end > origin_ms);
-        let start = Event::TrackStartEvent { guild_id: self.guild.to_string(), track: track.to_json(origin_ms) };
+        let start = Event::TrackStartEvent {
+            guild_id: self.guild.to_string(),
+            track: track.to_json(origin_ms),
+        };
         self.playback = Some(Playback {
             serial,
             track,
@@ -260,11 +271,22 @@ impl Player {
 
     /// Stops the current track with `reason` (no-op when idle). Returns whether a
     /// track was ended.
-    pub fn end_track(&mut self, reason: TrackEndReason, now_ms: i64, out: &mut Vec<Emitted>) -> bool {
-        let Some(p) = self.playback.take() else { return false };
+    pub fn end_track(
+        &mut self,
+        reason: TrackEndReason,
+        now_ms: i64,
+        out: &mut Vec<Emitted>,
+    ) -> bool {
+        let Some(p) = self.playback.take() else {
+            return false;
+        };
         let track = p.track.to_json(p.position_ms());
         self.loss.on_end(now_ms);
-        out.push(Emitted::Event(Event::TrackEndEvent { guild_id: self.guild.to_string(), track, reason }));
+        out.push(Emitted::Event(Event::TrackEndEvent {
+            guild_id: self.guild.to_string(),
+            track,
+            reason,
+        }));
         true
     }
 }

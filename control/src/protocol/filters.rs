@@ -214,7 +214,9 @@ impl FiltersUpdate {
     /// (plugin filters) should answer true: Lavalink silently drops unknown plugin
     /// filters rather than refusing them.
     pub fn into_filters(self, enabled: impl Fn(&str) -> bool) -> Result<Filters, FiltersError> {
-        self.volume.non_null("volume").map_err(|_| FiltersError::NullNotAllowed("volume"))?;
+        self.volume
+            .non_null("volume")
+            .map_err(|_| FiltersError::NullNotAllowed("volume"))?;
         self.equalizer
             .non_null("equalizer")
             .map_err(|_| FiltersError::NullNotAllowed("equalizer"))?;
@@ -252,7 +254,10 @@ impl Filters {
     /// An inactive chain lets Opus pass through without a decode/encode.
     pub fn is_active(&self) -> bool {
         self.volume.is_some_and(|v| v != 1.0)
-            || self.equalizer.as_ref().is_some_and(|b| b.iter().any(|b| b.gain != 0.0))
+            || self
+                .equalizer
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|b| b.gain != 0.0))
             || self.karaoke.is_some()
             || self.timescale.is_some_and(|t| t != Timescale::default())
             || self.tremolo.is_some_and(|t| t.depth != 0.0)
@@ -269,7 +274,9 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Filters, FiltersError> {
-        serde_json::from_str::<FiltersUpdate>(json).unwrap().into_filters(|_| true)
+        serde_json::from_str::<FiltersUpdate>(json)
+            .unwrap()
+            .into_filters(|_| true)
     }
 
     #[test]
@@ -292,17 +299,35 @@ mod tests {
     #[test]
     fn equalizer_gain_defaults_and_band_range() {
         let f = parse(r#"{"equalizer":[{"band":3}]}"#).unwrap();
-        assert_eq!(serde_json::to_string(&f).unwrap(), r#"{"equalizer":[{"band":3,"gain":1.0}]}"#);
-        assert_eq!(parse(r#"{"equalizer":[{"band":15,"gain":0.1}]}"#), Err(FiltersError::BandOutOfRange(15)));
-        assert_eq!(parse(r#"{"equalizer":[{"band":-1}]}"#), Err(FiltersError::BandOutOfRange(-1)));
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"equalizer":[{"band":3,"gain":1.0}]}"#
+        );
+        assert_eq!(
+            parse(r#"{"equalizer":[{"band":15,"gain":0.1}]}"#),
+            Err(FiltersError::BandOutOfRange(15))
+        );
+        assert_eq!(
+            parse(r#"{"equalizer":[{"band":-1}]}"#),
+            Err(FiltersError::BandOutOfRange(-1))
+        );
     }
 
     #[test]
     fn non_nullable_and_disabled() {
-        assert_eq!(parse(r#"{"volume":null}"#), Err(FiltersError::NullNotAllowed("volume")));
-        let u: FiltersUpdate = serde_json::from_str(r#"{"lowPass":{},"volume":1.0,"karaoke":null}"#).unwrap();
-        let err = u.into_filters(|n| n != "lowPass" && n != "karaoke").unwrap_err();
-        assert_eq!(err.to_string(), "Following filters are disabled in the config: karaoke, lowPass");
+        assert_eq!(
+            parse(r#"{"volume":null}"#),
+            Err(FiltersError::NullNotAllowed("volume"))
+        );
+        let u: FiltersUpdate =
+            serde_json::from_str(r#"{"lowPass":{},"volume":1.0,"karaoke":null}"#).unwrap();
+        let err = u
+            .into_filters(|n| n != "lowPass" && n != "karaoke")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Following filters are disabled in the config: karaoke, lowPass"
+        );
     }
 
     #[test]

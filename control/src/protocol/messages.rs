@@ -85,8 +85,6 @@ pub enum Event {
 }
 
 /// Every message the server sends over the WebSocket.
-// Serialized right after construction; boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum OutgoingMessage {
@@ -197,8 +195,14 @@ mod tests {
 
     #[test]
     fn ready_and_closed_event_shapes() {
-        let r = OutgoingMessage::Ready { resumed: false, session_id: "abc".into() };
-        assert_eq!(r.to_json(), r#"{"op":"ready","resumed":false,"sessionId":"abc"}"#);
+        let r = OutgoingMessage::Ready {
+            resumed: false,
+            session_id: "abc".into(),
+        };
+        assert_eq!(
+            r.to_json(),
+            r#"{"op":"ready","resumed":false,"sessionId":"abc"}"#
+        );
         let e = OutgoingMessage::Event(Event::WebSocketClosedEvent {
             guild_id: "1".into(),
             code: 4006,
@@ -218,12 +222,28 @@ mod tests {
             players: 0,
             playing_players: 0,
             uptime: 1,
-            memory: Memory { free: 0, used: 1, allocated: 1, reservable: 2 },
-            cpu: Cpu { cores: 2, system_load: 0.0, lavalink_load: 0.0 },
+            memory: Memory {
+                free: 0,
+                used: 1,
+                allocated: 1,
+                reservable: 2,
+            },
+            cpu: Cpu {
+                cores: 2,
+                system_load: 0.0,
+                lavalink_load: 0.0,
+            },
         };
         let ws = OutgoingMessage::Stats(s.clone()).to_json();
-        assert!(ws.starts_with(r#"{"op":"stats","frameStats":null,"players":0"#), "{ws}");
-        let rest = serde_json::to_string(&Stats { frame_stats: FrameStatsField::Absent, ..s }).unwrap();
+        assert!(
+            ws.starts_with(r#"{"op":"stats","frameStats":null,"players":0"#),
+            "{ws}"
+        );
+        let rest = serde_json::to_string(&Stats {
+            frame_stats: FrameStatsField::Absent,
+            ..s
+        })
+        .unwrap();
         assert!(rest.starts_with(r#"{"players":0"#), "{rest}");
     }
 }

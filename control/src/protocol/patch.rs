@@ -34,7 +34,9 @@ impl<T> Patch<T> {
     /// Fails with `field must not be null` for fields the server declares non-nullable.
     pub fn non_null(&self, field: &str) -> Result<(), String> {
         match self {
-            Patch::Null => Err(format!("Failed to read request body: field '{field}' must not be null")),
+            Patch::Null => Err(format!(
+                "Failed to read request body: field '{field}' must not be null"
+            )),
             _ => Ok(()),
         }
     }

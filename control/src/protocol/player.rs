@@ -61,7 +61,10 @@ impl VoiceState {
         !self.token.trim().is_empty()
             && !self.endpoint.trim().is_empty()
             && !self.session_id.trim().is_empty()
-            && self.channel_id.as_deref().is_some_and(|c| !c.trim().is_empty())
+            && self
+                .channel_id
+                .as_deref()
+                .is_some_and(|c| !c.trim().is_empty())
     }
 }
 
@@ -141,7 +144,12 @@ mod tests {
             track: None,
             volume: 100,
             paused: false,
-            state: PlayerState { time: 5, position: 0, connected: false, ping: -1 },
+            state: PlayerState {
+                time: 5,
+                position: 0,
+                connected: false,
+                ping: -1,
+            },
             voice: VoiceState::default(),
             filters: Filters::default(),
         };
@@ -153,8 +161,15 @@ mod tests {
 
     #[test]
     fn update_parses_strictly() {
-        let u: PlayerUpdate = serde_json::from_str(r#"{"track":{"encoded":null},"volume":50}"#).unwrap();
-        assert!(matches!(u.track, Patch::Value(PlayerUpdateTrack { encoded: Patch::Null, .. })));
+        let u: PlayerUpdate =
+            serde_json::from_str(r#"{"track":{"encoded":null},"volume":50}"#).unwrap();
+        assert!(matches!(
+            u.track,
+            Patch::Value(PlayerUpdateTrack {
+                encoded: Patch::Null,
+                ..
+            })
+        ));
         assert!(serde_json::from_str::<PlayerUpdate>(r#"{"volume":"50"}"#).is_err());
         assert!(serde_json::from_str::<PlayerUpdate>(r#"{"paused":1}"#).is_err());
         let u: PlayerUpdate = serde_json::from_str(r#"{"position":null}"#).unwrap();
@@ -166,9 +181,11 @@ mod tests {
     #[test]
     fn voice_state_completeness() {
         let v: VoiceState =
-            serde_json::from_str(r#"{"token":"t","endpoint":"e","sessionId":"s","channelId":"1"}"#).unwrap();
+            serde_json::from_str(r#"{"token":"t","endpoint":"e","sessionId":"s","channelId":"1"}"#)
+                .unwrap();
         assert!(v.is_complete());
-        let v: VoiceState = serde_json::from_str(r#"{"token":"t","endpoint":"e","sessionId":"s"}"#).unwrap();
+        let v: VoiceState =
+            serde_json::from_str(r#"{"token":"t","endpoint":"e","sessionId":"s"}"#).unwrap();
         assert!(!v.is_complete());
     }
 }

@@ -11,10 +11,17 @@ use crate::ids::GuildId;
 /// `application/json` content type (415 otherwise) and answers 400 for a missing or
 /// malformed body.
 pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
-        let shown = if content_type.is_empty() { "application/octet-stream" } else { content_type };
+        let shown = if content_type.is_empty() {
+            "application/octet-stream"
+        } else {
+            content_type
+        };
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Type '{shown}' is not supported."),
@@ -23,7 +30,8 @@ pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("Required request body is missing"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Failed to read request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Failed to read request body: {e}")))
 }
 
 /// The first value of a query parameter, form-decoded (`+` is a space).
@@ -87,8 +95,13 @@ mod tests {
 
     #[test]
     fn query_params_are_form_decoded() {
-        let uri: Uri = "/v4/decodetrack?encodedTrack=QAAA%2Bx%3D%3D&x=a+b".parse().unwrap();
-        assert_eq!(query_param(&uri, "encodedTrack").as_deref(), Some("QAAA+x=="));
+        let uri: Uri = "/v4/decodetrack?encodedTrack=QAAA%2Bx%3D%3D&x=a+b"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            query_param(&uri, "encodedTrack").as_deref(),
+            Some("QAAA+x==")
+        );
         assert_eq!(query_param(&uri, "x").as_deref(), Some("a b"));
         assert_eq!(query_param(&uri, "missing"), None);
         let uri: Uri = "/x?a=%zz&b=%4".parse().unwrap();
@@ -99,8 +112,14 @@ mod tests {
     #[test]
     fn bodies_need_json_content_type() {
         let mut h = HeaderMap::new();
-        assert_eq!(json::<serde_json::Value>(&h, b"{}").unwrap_err().status, 415);
-        h.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        assert_eq!(
+            json::<serde_json::Value>(&h, b"{}").unwrap_err().status,
+            415
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(json::<serde_json::Value>(&h, b"{}").is_ok());
         assert_eq!(json::<serde_json::Value>(&h, b"").unwrap_err().status, 400);
         assert_eq!(json::<serde_json::Value>(&h, b"{").unwrap_err().status, 400);

@@ -20,7 +20,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with the given status and message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), detail: None }
+        ApiError {
+            status,
+            message: message.into(),
+            detail: None,
+        }
     }
     /// 400 Bad Request.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -67,7 +71,10 @@ impl ErrorContext {
                 })
             })
             .unwrap_or(false);
-        ErrorContext { path: uri.path().to_owned(), trace }
+        ErrorContext {
+            path: uri.path().to_owned(),
+            trace,
+        }
     }
 }
 
@@ -110,7 +117,12 @@ impl ApiError {
             path: &ctx.path,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (self.status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response()
     }
 }
 
@@ -140,10 +152,17 @@ mod tests {
 
     #[tokio::test]
     async fn body_has_lavalink_field_order() {
-        let ctx = ErrorContext { path: "/v4/x".into(), trace: true };
-        let res = ApiError::not_found("Session not found").with_detail("why").render(&ctx);
+        let ctx = ErrorContext {
+            path: "/v4/x".into(),
+            trace: true,
+        };
+        let res = ApiError::not_found("Session not found")
+            .with_detail("why")
+            .render(&ctx);
         assert_eq!(res.status(), 404);
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let text = std::str::from_utf8(&bytes).unwrap();
         let keys: Vec<_> = ["timestamp", "status", "error", "trace", "message", "path"]
             .iter()

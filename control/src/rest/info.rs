@@ -11,7 +11,10 @@ use serde::Serialize;
 use crate::node::Node;
 
 pub(super) async fn version(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], node.config.build.semver.clone())
+    (
+        [(header::CONTENT_TYPE, "text/plain;charset=UTF-8")],
+        node.config.build.semver.clone(),
+    )
 }
 
 #[derive(Serialize)]
@@ -55,16 +58,29 @@ struct Plugin {
 /// has `preRelease: ""`; a string that is not semver gives zeros and `null`.
 fn parse_semver(semver: &str) -> Version {
     let core_end = semver.find(['-', '+']).unwrap_or(semver.len());
-    let parts: Vec<Option<u64>> = semver[..core_end].split('.').map(|p| p.parse().ok()).collect();
+    let parts: Vec<Option<u64>> = semver[..core_end]
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect();
     let pre = match semver[core_end..].strip_prefix('-') {
         Some(rest) => rest.split('+').next().unwrap_or("").to_owned(),
         None => String::new(),
     };
     match parts.as_slice() {
-        [Some(major), Some(minor), Some(patch)] => {
-            Version { semver: semver.into(), major: *major, minor: *minor, patch: *patch, pre_release: Some(pre) }
-        }
-        _ => Version { semver: semver.into(), major: 0, minor: 0, patch: 0, pre_release: None },
+        [Some(major), Some(minor), Some(patch)] => Version {
+            semver: semver.into(),
+            major: *major,
+            minor: *minor,
+            patch: *patch,
+            pre_release: Some(pre),
+        },
+        _ => Version {
+            semver: semver.into(),
+            major: 0,
+            minor: 0,
+            patch: 0,
+            pre_release: None,
+        },
     }
 }
 
@@ -73,7 +89,11 @@ pub(super) async fn info(State(node): State<Arc<Node>>) -> impl IntoResponse {
     Json(Info {
         version: parse_semver(&b.semver),
         build_time: b.build_time,
-        git: Git { branch: b.git_branch.clone(), commit: b.git_commit.clone(), commit_time: b.git_commit_time },
+        git: Git {
+            branch: b.git_branch.clone(),
+            commit: b.git_commit.clone(),
+            commit_time: b.git_commit_time,
+        },
         jvm: b.runtime.clone(),
         lavaplayer: b.player_library.clone(),
         source_managers: node.loader.source_names(),
@@ -93,7 +113,10 @@ mod tests {
     #[test]
     fn semver_like_lavalink() {
         let v = parse_semver("4.2.2");
-        assert_eq!((v.major, v.minor, v.patch, v.pre_release.as_deref()), (4, 2, 2, Some("")));
+        assert_eq!(
+            (v.major, v.minor, v.patch, v.pre_release.as_deref()),
+            (4, 2, 2, Some(""))
+        );
         let v = parse_semver("4.3.0-beta.1+build");
         assert_eq!((v.minor, v.pre_release.as_deref()), (3, Some("beta.1")));
         let v = parse_semver("abc");

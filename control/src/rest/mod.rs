@@ -29,14 +29,22 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v4/loadtracks", get(tracks::load_tracks))
         .route("/v4/decodetrack", get(tracks::decode_track))
         .route("/v4/decodetracks", post(tracks::decode_tracks))
-        .route("/v4/sessions/{session}", axum::routing::patch(players::patch_session))
+        .route(
+            "/v4/sessions/{session}",
+            axum::routing::patch(players::patch_session),
+        )
         .route("/v4/sessions/{session}/players", get(players::get_players))
         .route(
             "/v4/sessions/{session}/players/{guild}",
-            get(players::get_player).patch(players::patch_player).delete(players::delete_player),
+            get(players::get_player)
+                .patch(players::patch_player)
+                .delete(players::delete_player),
         )
         .route("/v4/routeplanner/status", get(routeplanner::status))
-        .route("/v4/routeplanner/free/address", post(routeplanner::free_address))
+        .route(
+            "/v4/routeplanner/free/address",
+            post(routeplanner::free_address),
+        )
         .route("/v4/routeplanner/free/all", post(routeplanner::free_all))
         // Lavalink keeps these two v3 paths answering 200 with an empty body.
         .route("/", get(StatusCode::OK))
@@ -47,7 +55,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(lavalink_edge))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(node)
 }
 
@@ -61,7 +71,10 @@ async fn authenticate(State(node): State<Arc<Node>>, req: Request, next: Next) -
 }
 
 /// Compares the `Authorization` header with the configured password.
-pub(crate) fn check_password(node: &Node, headers: &axum::http::HeaderMap) -> Result<(), StatusCode> {
+pub(crate) fn check_password(
+    node: &Node,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), StatusCode> {
     let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     match (given, node.config.password.as_deref()) {
         (None, _) => Err(StatusCode::UNAUTHORIZED),
@@ -78,7 +91,8 @@ async fn lavalink_edge(req: Request, next: Next) -> Response {
     if let Some(err) = res.extensions_mut().remove::<ApiError>() {
         res = err.render(&ctx);
     }
-    res.headers_mut().insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
+    res.headers_mut()
+        .insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
     res
 }
 
@@ -87,7 +101,10 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("Method '{method}' is not supported."))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method '{method}' is not supported."),
+    )
 }
 
 /// A handler panic is a bug; the client still gets Lavalink's 500 shape.
@@ -98,8 +115,12 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into());
     tracing::error!(panic = %text, "request handler panicked");
-    let ctx = ErrorContext { path: String::new(), trace: false };
+    let ctx = ErrorContext {
+        path: String::new(),
+        trace: false,
+    };
     let mut res = ApiError::internal(text).render(&ctx);
-    res.headers_mut().insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
+    res.headers_mut()
+        .insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
     res
 }

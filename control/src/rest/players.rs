@@ -22,7 +22,9 @@ use crate::protocol::Patch;
 use crate::session::Session;
 
 fn session(node: &Node, id: &str) -> Result<Arc<Session>, ApiError> {
-    node.sessions.get(id).ok_or_else(ApiError::session_not_found)
+    node.sessions
+        .get(id)
+        .ok_or_else(ApiError::session_not_found)
 }
 
 #[derive(Deserialize)]
@@ -47,10 +49,22 @@ pub(super) async fn patch_session(
 ) -> Result<Json<SessionJson>, ApiError> {
     let session = session(&node, &id)?;
     let update: SessionUpdate = body::json(&headers, &raw)?;
-    update.resuming.non_null("resuming").map_err(ApiError::bad_request)?;
-    update.timeout.non_null("timeout").map_err(ApiError::bad_request)?;
-    let r = session.update_resume(update.resuming.value().copied(), update.timeout.value().copied());
-    Ok(Json(SessionJson { resuming: r.resuming, timeout: r.timeout_s }))
+    update
+        .resuming
+        .non_null("resuming")
+        .map_err(ApiError::bad_request)?;
+    update
+        .timeout
+        .non_null("timeout")
+        .map_err(ApiError::bad_request)?;
+    let r = session.update_resume(
+        update.resuming.value().copied(),
+        update.timeout.value().copied(),
+    );
+    Ok(Json(SessionJson {
+        resuming: r.resuming,
+        timeout: r.timeout_s,
+    }))
 }
 
 pub(super) async fn get_players(
@@ -67,7 +81,9 @@ pub(super) async fn get_player(
     let session = session(&node, &id)?;
     let guild = body::guild_id(&guild)?;
     let players = session.players();
-    let player = players.get(&guild).ok_or_else(|| ApiError::not_found("Player not found"))?;
+    let player = players
+        .get(&guild)
+        .ok_or_else(|| ApiError::not_found("Player not found"))?;
     Ok(Json(player.to_json(epoch_millis())))
 }
 
@@ -91,16 +107,18 @@ enum TrackRequest {
 
 fn track_request(u: &PlayerUpdate) -> Result<TrackRequest, ApiError> {
     if u.track.is_present() && (u.encoded_track.is_present() || u.identifier.is_present()) {
-        return Err(ApiError::bad_request("Cannot specify both track and encodedTrack/identifier"));
+        return Err(ApiError::bad_request(
+            "Cannot specify both track and encodedTrack/identifier",
+        ));
     }
     let (encoded, identifier) = match &u.track {
         Patch::Value(t) => (&t.encoded, &t.identifier),
         _ => (&u.encoded_track, &u.identifier),
     };
     match (encoded, identifier) {
-        (e, i) if e.is_present() && i.is_present() => {
-            Err(ApiError::bad_request("Cannot specify both encodedTrack and identifier"))
-        }
+        (e, i) if e.is_present() && i.is_present() => Err(ApiError::bad_request(
+            "Cannot specify both encodedTrack and identifier",
+        )),
         (Patch::Null, _) => Ok(TrackRequest::Stop),
         (Patch::Value(e), _) => Ok(TrackRequest::Encoded(e.clone())),
         (_, Patch::Value(i)) => Ok(TrackRequest::Identifier(i.clone())),
@@ -113,9 +131,9 @@ async fn load_single(node: &Node, identifier: &str) -> Result<AudioTrack, ApiErr
     match node.loader.load(identifier).await {
         LoadOutcome::Track(t) => Ok(t),
         LoadOutcome::Empty => Err(ApiError::bad_request("No matches found for identifier")),
-        LoadOutcome::Playlist { .. } | LoadOutcome::Search(_) => {
-            Err(ApiError::bad_request("Cannot play a playlist or search result"))
-        }
+        LoadOutcome::Playlist { .. } | LoadOutcome::Search(_) => Err(ApiError::bad_request(
+            "Cannot play a playlist or search result",
+        )),
         LoadOutcome::Failed(f) => Err(ApiError::bad_request(f.message.clone())),
     }
 }
@@ -140,7 +158,9 @@ pub(super) async fn patch_player(
         Patch::Value(f) => {
             let disabled = f.disabled_filters(|n| node.config.filter_enabled(n));
             if !disabled.is_empty() {
-                return Err(ApiError::bad_request(FiltersError::Disabled(disabled).to_string()));
+                return Err(ApiError::bad_request(
+                    FiltersError::Disabled(disabled).to_string(),
+                ));
             }
             Some(f)
         }
@@ -148,7 +168,9 @@ pub(super) async fn patch_player(
     };
     if let Patch::Value(v) = &update.voice {
         if !v.is_complete() {
-            return Err(ApiError::bad_request("token, endpoint, sessionId and channelId must be provided in voice state"));
+            return Err(ApiError::bad_request(
+                "token, endpoint, sessionId and channelId must be provided in voice state",
+            ));
         }
     }
     if let Patch::Value(end) = update.end_time {
@@ -166,7 +188,9 @@ pub(super) async fn patch_player(
     let mut players = session.players();
     let player = players.entry(guild).or_insert_with(|| Player::new(guild));
     let mut out = Vec::new();
-    let result = apply(&session, player, update, filters, request, loaded, no_replace, &mut out);
+    let result = apply(
+        &session, player, update, filters, request, loaded, no_replace, &mut out,
+    );
     session.flush(player, out);
     result?;
     Ok(Json(player.to_json(epoch_millis())))
@@ -227,7 +251,9 @@ fn apply(
             return Ok(());
         }
         TrackRequest::Encoded(e) => super::tracks::decode(&e)?,
-        TrackRequest::Identifier(_) => loaded.unwrap_or_else(|| Err(ApiError::internal("track was not loaded")))?,
+        TrackRequest::Identifier(_) => {
+            loaded.unwrap_or_else(|| Err(ApiError::internal("track was not loaded")))?
+        }
         TrackRequest::None => return Ok(()),
     };
     if let Patch::Value(pos) = update.position {

@@ -13,15 +13,30 @@ use crate::audio_track::AudioTrack;
 use crate::node::Node;
 use crate::protocol::track::{LoadResult, Track};
 
-pub(super) async fn load_tracks(State(node): State<Arc<Node>>, uri: Uri) -> Result<Json<LoadResult>, ApiError> {
+pub(super) async fn load_tracks(
+    State(node): State<Arc<Node>>,
+    uri: Uri,
+) -> Result<Json<LoadResult>, ApiError> {
     let identifier = body::query_param(&uri, "identifier")
         .ok_or_else(|| ApiError::bad_request("Required parameter 'identifier' is not present."))?;
     Ok(Json(node.loader.load(&identifier).await.to_result()))
 }
 
-/// Decodes one client string; undecodable input is a 500, as in Lavalink.
+/// What Lavalink says when no source manager can rebuild a track.
+const NO_SOURCE: &str =
+    "Failed to decode track due to a mismatching version or missing source manager";
+
+/// Decodes one client string; undecodable input is a 500, as in Lavalink. An
+/// unknown source or probe leaves the real server without a track, hence one message.
 pub(crate) fn decode(encoded: &str) -> Result<AudioTrack, ApiError> {
-    AudioTrack::decode(encoded).map_err(|e| ApiError::internal(e.to_string()))
+    AudioTrack::decode(encoded).map_err(|e| {
+        let message = if e.is_missing_source() {
+            NO_SOURCE.to_owned()
+        } else {
+            e.to_string()
+        };
+        ApiError::internal(message).with_detail(format!("{e:?}"))
+    })
 }
 
 pub(super) async fn decode_track(uri: Uri) -> Result<Json<Track>, ApiError> {
@@ -32,10 +47,16 @@ pub(super) async fn decode_track(uri: Uri) -> Result<Json<Track>, ApiError> {
     Ok(Json(decode(&encoded)?.to_json_verbatim(&encoded)))
 }
 
-pub(super) async fn decode_tracks(headers: HeaderMap, raw: Bytes) -> Result<Json<Vec<Track>>, ApiError> {
+pub(super) async fn decode_tracks(
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Result<Json<Vec<Track>>, ApiError> {
     let list: Vec<String> = body::json(&headers, &raw)?;
     if list.is_empty() {
         return Err(ApiError::bad_request("No tracks to decode provided"));
     }
-    list.iter().map(|e| decode(e).map(|t| t.to_json_verbatim(e))).collect::<Result<_, _>>().map(Json)
+    list.iter()
+        .map(|e| decode(e).map(|t| t.to_json_verbatim(e)))
+        .collect::<Result<_, _>>()
+        .map(Json)
 }

@@ -28,7 +28,10 @@ pub struct ResumeConfig {
 
 impl Default for ResumeConfig {
     fn default() -> Self {
-        ResumeConfig { resuming: false, timeout_s: 60 }
+        ResumeConfig {
+            resuming: false,
+            timeout_s: 60,
+        }
     }
 }
 
@@ -55,7 +58,12 @@ fn now_ms() -> i64 {
 
 impl Session {
     /// A new session with no socket attached yet.
-    pub fn new(id: SessionId, user_id: UserId, client_name: Option<String>, config: Arc<ControlConfig>) -> Arc<Self> {
+    pub fn new(
+        id: SessionId,
+        user_id: UserId,
+        client_name: Option<String>,
+        config: Arc<ControlConfig>,
+    ) -> Arc<Self> {
         Arc::new(Session {
             id,
             user_id,
@@ -150,7 +158,11 @@ impl Session {
     /// All players as JSON.
     pub fn players_json(&self) -> Vec<PlayerJson> {
         let now = epoch_millis();
-        self.players.lock().values().map(|p| p.to_json(now)).collect()
+        self.players
+            .lock()
+            .values()
+            .map(|p| p.to_json(now))
+            .collect()
     }
 
     /// Counts of (players, playing players).
@@ -161,7 +173,13 @@ impl Session {
     }
 
     /// Starts `track` on `player`, arming its periodic update and cleanup timer.
-    pub fn play(self: &Arc<Self>, player: &mut Player, track: AudioTrack, end_time: Option<i64>, out: &mut Vec<Emitted>) {
+    pub fn play(
+        self: &Arc<Self>,
+        player: &mut Player,
+        track: AudioTrack,
+        end_time: Option<i64>,
+        out: &mut Vec<Emitted>,
+    ) {
         let serial = PLAYBACK_SERIAL.fetch_add(1, Ordering::Relaxed);
         player.play(track, end_time, serial, now_ms(), out);
         let timer = tokio::spawn(playback_timer(
@@ -211,8 +229,12 @@ impl Session {
     /// A cleanup step ends the track only if no frame was sent since the last step.
     fn on_timer(&self, guild: GuildId, serial: u64, cleanup: bool, frames_seen: &mut u64) -> bool {
         let mut players = self.players.lock();
-        let Some(player) = players.get_mut(&guild) else { return false };
-        let Some(playback) = player.playback().filter(|p| p.serial == serial) else { return false };
+        let Some(player) = players.get_mut(&guild) else {
+            return false;
+        };
+        let Some(playback) = player.playback().filter(|p| p.serial == serial) else {
+            return false;
+        };
         if !cleanup {
             self.send_player_update(player);
             return true;
@@ -232,7 +254,13 @@ impl Session {
 /// Periodic `playerUpdate`s while a track plays, and lavaplayer's cleanup: a track
 /// whose audio nobody pulls (there is no voice connection to pull it) ends with
 /// `cleanup` after the threshold.
-async fn playback_timer(session: Weak<Session>, guild: GuildId, serial: u64, every: Duration, cleanup_after: Duration) {
+async fn playback_timer(
+    session: Weak<Session>,
+    guild: GuildId,
+    serial: u64,
+    every: Duration,
+    cleanup_after: Duration,
+) {
     let start = tokio::time::Instant::now();
     let mut cleanup_at = start + cleanup_after;
     let mut next_update = start + every;
@@ -240,7 +268,9 @@ async fn playback_timer(session: Weak<Session>, guild: GuildId, serial: u64, eve
     loop {
         let cleanup = cleanup_at <= next_update;
         tokio::time::sleep_until(if cleanup { cleanup_at } else { next_update }).await;
-        let Some(session) = session.upgrade() else { return };
+        let Some(session) = session.upgrade() else {
+            return;
+        };
         if !session.on_timer(guild, serial, cleanup, &mut frames_seen) {
             return;
         }

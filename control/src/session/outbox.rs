@@ -42,7 +42,11 @@ pub struct Outbox {
 impl Default for Outbox {
     fn default() -> Self {
         Outbox {
-            inner: Arc::new(Mutex::new(Inner { queue: VecDeque::new(), mode: Mode::Closed, generation: 0 })),
+            inner: Arc::new(Mutex::new(Inner {
+                queue: VecDeque::new(),
+                mode: Mode::Closed,
+                generation: 0,
+            })),
             notify: Arc::new(Notify::new()),
         }
     }

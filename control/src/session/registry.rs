@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::outbox::Mode;
 use super::client::Session;
+use super::outbox::Mode;
 use crate::config::ControlConfig;
 use crate::ids::{SessionId, UserId};
 
@@ -26,7 +26,12 @@ pub struct Sessions {
 
 impl Sessions {
     /// Creates a live session with an id unique among all sessions.
-    pub fn create(&self, user_id: UserId, client_name: Option<String>, config: Arc<ControlConfig>) -> Arc<Session> {
+    pub fn create(
+        &self,
+        user_id: UserId,
+        client_name: Option<String>,
+        config: Arc<ControlConfig>,
+    ) -> Arc<Session> {
         let mut inner = self.inner.lock();
         let id = loop {
             let id = SessionId::random();
@@ -41,12 +46,19 @@ impl Sessions {
 
     /// A live session by id (REST answers 404 for resumable ones, as Lavalink).
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.inner.lock().live.get(&SessionId::from_client(id)).cloned()
+        self.inner
+            .lock()
+            .live
+            .get(&SessionId::from_client(id))
+            .cloned()
     }
 
     /// Whether `id` names a session waiting for a resume.
     pub fn can_resume(&self, id: &str) -> bool {
-        self.inner.lock().resumable.contains_key(&SessionId::from_client(id))
+        self.inner
+            .lock()
+            .resumable
+            .contains_key(&SessionId::from_client(id))
     }
 
     /// Takes a resumable session back into the live table, cancelling its timeout.
@@ -62,7 +74,11 @@ impl Sessions {
     /// resumable, else shut it down.
     pub fn on_socket_closed(self: &Arc<Self>, session: &Arc<Session>) {
         let mut inner = self.inner.lock();
-        if !inner.live.get(session.id()).is_some_and(|s| Arc::ptr_eq(s, session)) {
+        if !inner
+            .live
+            .get(session.id())
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
             return; // already shut down (node shutdown)
         }
         inner.live.remove(session.id());
@@ -85,7 +101,9 @@ impl Sessions {
             }
         });
         tracing::info!(session = %session.id(), timeout_s = resume.timeout_s, "connection closed; session can be resumed");
-        inner.resumable.insert(session.id().clone(), (session.clone(), task.abort_handle()));
+        inner
+            .resumable
+            .insert(session.id().clone(), (session.clone(), task.abort_handle()));
     }
 
     fn expire(&self, id: &SessionId) {
@@ -99,7 +117,12 @@ impl Sessions {
     /// Every session, live and resumable.
     pub fn all(&self) -> Vec<Arc<Session>> {
         let inner = self.inner.lock();
-        inner.live.values().cloned().chain(inner.resumable.values().map(|(s, _)| s.clone())).collect()
+        inner
+            .live
+            .values()
+            .cloned()
+            .chain(inner.resumable.values().map(|(s, _)| s.clone()))
+            .collect()
     }
 
     /// Live sessions only.
@@ -112,10 +135,14 @@ impl Sessions {
         let (live, resumable) = {
             let mut inner = self.inner.lock();
             let live: Vec<_> = inner.live.drain().map(|(_, s)| s).collect();
-            let resumable: Vec<_> = inner.resumable.drain().map(|(_, (s, t))| {
-                t.abort();
-                s
-            }).collect();
+            let resumable: Vec<_> = inner
+                .resumable
+                .drain()
+                .map(|(_, (s, t))| {
+                    t.abort();
+                    s
+                })
+                .collect();
             (live, resumable)
         };
         for s in live.into_iter().chain(resumable) {

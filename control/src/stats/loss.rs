@@ -42,7 +42,9 @@ impl AudioLossCounter {
 
     /// A track started or playback resumed.
     pub fn on_start(&mut self, now_ms: i64) {
-        let gap_too_long = self.last_ended.is_some_and(|end| now_ms - end > ACCEPTABLE_SWITCH_MS);
+        let gap_too_long = self
+            .last_ended
+            .is_some_and(|end| now_ms - end > ACCEPTABLE_SWITCH_MS);
         self.last_started = Some(now_ms);
         if gap_too_long || self.playing_since.is_none() {
             self.playing_since = Some(now_ms);
@@ -74,7 +76,8 @@ impl AudioLossCounter {
             }
         }
         let last_minute_start = (now_ms.div_euclid(MINUTE_MS) - 1) * MINUTE_MS;
-        self.playing_since.is_some_and(|since| since < last_minute_start)
+        self.playing_since
+            .is_some_and(|since| since < last_minute_start)
     }
 
     fn roll(&mut self, now_ms: i64) {
@@ -114,7 +117,10 @@ mod tests {
             n += 1;
         }
         // The minute [11:00, 12:00) is complete and fully played.
-        assert_eq!(c.last_minute_sent() + c.last_minute_nulled(), EXPECTED_FRAMES_PER_MINUTE);
+        assert_eq!(
+            c.last_minute_sent() + c.last_minute_nulled(),
+            EXPECTED_FRAMES_PER_MINUTE
+        );
         assert_eq!(c.last_minute_nulled(), 300);
         assert!(c.is_usable(t));
     }

@@ -32,7 +32,11 @@ struct Inner {
 impl Default for SystemStats {
     fn default() -> Self {
         SystemStats {
-            inner: Mutex::new(Inner { system: System::new(), cached_cpu: None, baseline: None }),
+            inner: Mutex::new(Inner {
+                system: System::new(),
+                cached_cpu: None,
+                baseline: None,
+            }),
             pid: Pid::from_u32(std::process::id()),
         }
     }
@@ -69,7 +73,12 @@ impl SystemStats {
             .map(|c| c.total_memory)
             .filter(|&t| t > 0)
             .unwrap_or_else(|| inner.system.total_memory());
-        Memory { free: 0, used: rss, allocated: rss, reservable: limit.max(rss) }
+        Memory {
+            free: 0,
+            used: rss,
+            allocated: rss,
+            reservable: limit.max(rss),
+        }
     }
 }
 
@@ -83,7 +92,11 @@ impl Inner {
             ProcessRefreshKind::nothing().with_cpu(),
         );
         let cores = self.system.cpus().len().max(1) as u32;
-        let system_load = if first { 0.0 } else { f64::from(self.system.global_cpu_usage()) / 100.0 };
+        let system_load = if first {
+            0.0
+        } else {
+            f64::from(self.system.global_cpu_usage()) / 100.0
+        };
         let process_load = self.process_load(pid, cores);
         Cpu {
             cores,
@@ -94,7 +107,9 @@ impl Inner {
 
     /// Process CPU time over wall time since the previous sample, per core.
     fn process_load(&mut self, pid: Pid, cores: u32) -> f64 {
-        let Some(process) = self.system.process(pid) else { return 0.0 };
+        let Some(process) = self.system.process(pid) else {
+            return 0.0;
+        };
         let cpu_time = Duration::from_millis(process.accumulated_cpu_time());
         let now = Instant::now();
         let load = match self.baseline {
@@ -138,7 +153,10 @@ mod tests {
     #[test]
     fn memory_reports_resident_set() {
         let m = SystemStats::default().memory();
-        assert!(m.used > 1 << 20, "a running test binary has more than 1 MiB resident");
+        assert!(
+            m.used > 1 << 20,
+            "a running test binary has more than 1 MiB resident"
+        );
         assert_eq!(m.used, m.allocated);
         assert!(m.reservable >= m.used);
     }
@@ -154,6 +172,9 @@ mod tests {
         }
         std::hint::black_box(x);
         let cpu = s.inner.lock().measure_cpu(s.pid);
-        assert!(cpu.lavalink_load > 0.0, "a busy loop shows as process load: {cpu:?}");
+        assert!(
+            cpu.lavalink_load > 0.0,
+            "a busy loop shows as process load: {cpu:?}"
+        );
     }
 }
