@@ -1,1 +1,155 @@
+use std::sync::atomic::Ordering;
 
+use super::*;
+use crate::track::codec::{SourceData, TrackBlob};
+
+fn track(length_ms: i64, is_stream: bool, position_ms: i64) -> AudioTrack {
+    AudioTrack::from_blob(TrackBlob {
+        version: 3,
+        title: "t".into(),
+        author: "a".into(),
+        length_ms,
+        identifier: "id".into(),
+        is_stream,
+        uri: None,
+        artwork_url: None,
+        isrc: None,
+        source_name: "youtube".into(),
+        source_data: SourceData::None,
+        position_ms,
+    })
+}
+
+fn guild() -> GuildId {
+    "42".parse().unwrap()
+}
+
+fn kinds(out: &[Emitted]) -> Vec<String> {
+    out.iter()
+        .map(|e| match e {
+            Emitted::PlayerUpdate => "update".to_owned(),
+            Emitted::Event(Event::TrackEndEvent { reason, .. }) => format!("end:{reason:?}"),
+            Emitted::Event(Event::TrackStartEvent { .. }) => "start".to_owned(),
+            Emitted::Event(other) => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn position_counts_frames_actually_sent() {
+    let mut p = Player::new(guild());
+    let mut out = vec![];
+    p.play(track(60_000, false, 1_000), None, 1, 0, &mut out);
+    assert_eq!(kinds(&out), ["start", "update"]);
+    let playback = p.playback().unwrap();
+    assert_eq!(playback.position_ms(), 1_000);
+    playback
+        .counters()
+        .frames_sent
+        .store(150, Ordering::Relaxed);
+    assert_eq!(p.state(0).position, 1_000 + 150 * 20);
+    // Never past the track's length.
+    p.playback()
+        .unwrap()
+        .counters()
+        .frames_sent
+        .store(1_000_000, Ordering::Relaxed);
+    assert_eq!(p.state(0).position, 60_000);
+}
+
+#[test]
+fn seek_restarts_counting_and_streams_ignore_it() {
+    let mut p = Player::new(guild());
+    let mut out = vec![];
+    p.play(track(60_000, false, 0), None, 1, 0, &mut out);
+    p.playback()
+        .unwrap()
+        .counters()
+        .frames_sent
+        .store(10, Ordering::Relaxed);
+    p.seek(30_000, 0, &mut out);
+    assert_eq!(p.state(0).position, 30_000);
+    p.seek(-5, 0, &mut out);
+    assert_eq!(p.state(0).position, 0);
+
+    let mut s = Player::new(guild());
+    s.play(track(i64::MAX, true, 0), None, 2, 0, &mut out);
+    s.seek(5_000, 0, &mut out);
+    assert_eq!(s.state(0).position, 0);
+}
+
+#[test]
+fn end_marker_rules() {
+    let mut p = Player::new(guild());
+    let mut out = vec![];
+    // A marker at or before the start position is ignored on play.
+    p.play(track(60_000, false, 5_000), Some(5_000), 1, 0, &mut out);
+    out.clear();
+    p.seek(59_000, 0, &mut out);
+    assert_eq!(kinds(&out), ["update"], "no marker, no end");
+    // A marker at or before the current position is ignored when set.
+    p.set_end_time(1_000);
+    p.seek(59_500, 0, &mut out);
+    assert!(p.playback().is_some());
+    p.seek(10_000, 0, &mut out);
+    p.set_end_time(20_000);
+    out.clear();
+    p.seek(25_000, 0, &mut out);
+    assert_eq!(kinds(&out), ["update", "end:Finished"]);
+    assert!(p.playback().is_none());
+}
+
+#[test]
+fn replace_stop_and_volume() {
+    let mut p = Player::new(guild());
+    let mut out = vec![];
+    assert!(
+        !p.end_track(TrackEndReason::Stopped, 0, &mut out),
+        "idle stop emits nothing"
+    );
+    assert!(out.is_empty());
+    p.play(track(1_000, false, 0), None, 1, 0, &mut out);
+    p.play(track(1_000, false, 0), None, 2, 0, &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["start", "update", "end:Replaced", "start", "update"]
+    );
+    p.set_volume(5_000);
+    assert_eq!(p.to_json(0).volume, 1_000);
+    p.set_volume(-1);
+    assert_eq!(p.to_json(0).volume, 0);
+}
+
+#[test]
+fn playing_means_a_track_and_not_paused() {
+    let mut p = Player::new(guild());
+    assert!(!p.is_playing());
+    p.set_paused(true, 0);
+    let mut out = vec![];
+    p.play(track(1_000, false, 0), None, 1, 0, &mut out);
+    assert!(!p.is_playing(), "play keeps the pause state; the PATCH rules set it first");
+    p.set_paused(false, 10);
+    assert!(p.is_playing());
+    p.set_paused(true, 20);
+    assert!(!p.is_playing() && p.is_paused());
+}
+
+#[test]
+fn voice_state_reuse() {
+    let mut p = Player::new(guild());
+    let v = VoiceState {
+        token: "t".into(),
+        endpoint: "e".into(),
+        session_id: "s".into(),
+        channel_id: Some("1".into()),
+    };
+    assert!(p.set_voice(v.clone()));
+    assert!(
+        !p.set_voice(v.clone()),
+        "an unchanged voice state is not a reconnect"
+    );
+    assert!(p.set_voice(VoiceState {
+        token: "t2".into(),
+        ..v
+    }));
+}

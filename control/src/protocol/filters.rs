@@ -208,6 +208,17 @@ impl FiltersUpdate {
         builtin.chain(plugins).collect()
     }
 
+    /// Rejects `null` for `volume` and `equalizer`, which the server declares
+    /// non-nullable (a body error, reported before the player is touched).
+    pub fn check_nulls(&self) -> Result<(), FiltersError> {
+        self.volume
+            .non_null("volume")
+            .map_err(|_| FiltersError::NullNotAllowed("volume"))?;
+        self.equalizer
+            .non_null("equalizer")
+            .map_err(|_| FiltersError::NullNotAllowed("equalizer"))
+    }
+
     /// Checks the update against the config and builds the new chain.
     ///
     /// `enabled` answers whether a filter name is enabled; names it does not know

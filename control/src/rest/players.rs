@@ -156,6 +156,8 @@ pub(super) async fn patch_player(
     let request = track_request(&update)?;
     let filters = match std::mem::take(&mut update.filters) {
         Patch::Value(f) => {
+            f.check_nulls()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let disabled = f.disabled_filters(|n| node.config.filter_enabled(n));
             if !disabled.is_empty() {
                 return Err(ApiError::bad_request(
