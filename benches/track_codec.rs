@@ -10,7 +10,9 @@ use quaver_control::track::codec;
 const S3: &str = "QAABJAMAClRhbGsgYSBMb3QACjQwNHZpbmNlbnQAAAAAAAHr1gBxTzpodHRwczovL2FwaS12Mi5zb3VuZGNsb3VkLmNvbS9tZWRpYS9zb3VuZGNsb3VkOnRyYWNrczo4NTE0MjEwNzYvMzUyYTRiOTAtNzYxOS00M2E5LWJiOGItMjIxMzE0YzFjNjNhL3N0cmVhbS9obHMAAQAsaHR0cHM6Ly9zb3VuZGNsb3VkLmNvbS80MDR2aW5jZW50L3RhbGstYS1sb3QBADpodHRwczovL2kxLnNuZGNkbi5jb20vYXJ0d29ya3MtRTN1ek5Gc0Y4QzBXLTAtb3JpZ2luYWwuanBnAQAMUVpITkExOTg1Nzg0AApzb3VuZGNsb3VkAAAAAAAAAAA=";
 
 fn bench(c: &mut Criterion) {
-    c.bench_function("decode_base64 S3", |b| b.iter(|| codec::decode_base64(std::hint::black_box(S3)).unwrap()));
+    c.bench_function("decode_base64 S3", |b| {
+        b.iter(|| codec::decode_base64(std::hint::black_box(S3)).unwrap())
+    });
     let mut blob = codec::decode_base64(S3).unwrap();
     c.bench_function("encode_base64 S3 at a new position", |b| {
         b.iter(|| {

@@ -2,11 +2,19 @@
 
 #[test]
 fn readme_has_the_current_config_reference() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("<!-- config-reference:start -->\n").expect("start marker") + 32;
-    let end = readme.find("<!-- config-reference:end -->").expect("end marker");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- config-reference:start -->\n")
+        .expect("start marker")
+        + 32;
+    let end = readme
+        .find("<!-- config-reference:end -->")
+        .expect("end marker");
     let reference = quaver::config::reference_markdown();
-    let body = reference.strip_prefix("# Configuration reference\n\n").unwrap_or(&reference);
+    let body = reference
+        .strip_prefix("# Configuration reference\n\n")
+        .unwrap_or(&reference);
     assert_eq!(
         &readme[start..end],
         body,

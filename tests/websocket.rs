@@ -91,6 +91,19 @@ async fn ready_then_stats_and_text_is_ignored() {
     assert_eq!(stats["op"], "stats");
     assert!(stats.as_object().unwrap().contains_key("frameStats"));
     assert_eq!(stats["frameStats"], Value::Null, "no usable frame data yet");
+    // Pings are answered (Tomato6966's client drops a socket that does not pong).
+    c.ws.send(Message::Ping(vec![7, 7].into())).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(Ok(Message::Pong(p))) = c.ws.next().await {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("pong within 5 s");
+    assert_eq!(&pong[..], &[7, 7]);
     // Client text frames are ignored; the socket stays usable.
     c.ws.send(Message::Text("{\"op\":\"play\"}".into()))
         .await

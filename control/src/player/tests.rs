@@ -127,7 +127,10 @@ fn playing_means_a_track_and_not_paused() {
     p.set_paused(true, 0);
     let mut out = vec![];
     p.play(track(1_000, false, 0), None, 1, 0, &mut out);
-    assert!(!p.is_playing(), "play keeps the pause state; the PATCH rules set it first");
+    assert!(
+        !p.is_playing(),
+        "play keeps the pause state; the PATCH rules set it first"
+    );
     p.set_paused(false, 10);
     assert!(p.is_playing());
     p.set_paused(true, 20);
