@@ -145,6 +145,35 @@ async fn session_patch_reads_and_sets_resume() {
 }
 
 #[tokio::test]
+async fn client_close_is_answered_with_a_close_frame() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    let node = TestNode::start().await;
+    let mut c = node.connect().await;
+    c.ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match c.ws.next().await {
+                Some(Ok(Message::Close(frame))) => return Some(frame),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        reply.is_some(),
+        "the server must answer the closing handshake, not drop TCP (clients report 1006)"
+    );
+}
+
+#[tokio::test]
 async fn non_resumable_session_dies_with_its_socket() {
     let node = TestNode::start().await;
     let c = node.connect().await;

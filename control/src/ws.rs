@@ -131,6 +131,7 @@ async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation
             let _ = sink.send(Message::Close(Some(frame))).await;
         }
     };
+    // True when the client started a closing handshake.
     let reader = async {
         while let Some(frame) = stream.next().await {
             match frame {
@@ -139,19 +140,26 @@ async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation
                         "Lavalink v4 does not support websocket messages; use the REST API"
                     )
                 }
-                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(Message::Close(_)) => return true,
+                Err(_) => return false,
                 Ok(_) => {}
             }
         }
+        false
     };
     let stop = async {
         let _ = shutdown.wait_for(|down| *down).await;
         // Keep writing until the close frame has gone out.
         std::future::pending::<()>().await
     };
-    tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
-        _ = stop => {}
+    let client_closed = tokio::select! {
+        _ = writer => false,
+        closed = reader => closed,
+        _ = stop => false,
+    };
+    if client_closed {
+        // The WebSocket stack queued the Close reply; flush it so the client sees a
+        // clean close instead of 1006.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sink.close()).await;
     }
 }
