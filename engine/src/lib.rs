@@ -1,11 +1,34 @@
 //! Quaver's realtime audio engine.
 //!
-//! The engine is a fixed pool of pinned OS threads that tick every 20 ms, produce one
-//! Opus packet per playing player and send it without blocking. It never depends on
-//! tokio: the control plane talks to it only through single-producer single-consumer
-//! queues, so a busy control plane can never delay a tick.
+//! A fixed pool of pinned OS threads ticks every 20 ms; each owns a [`Worker`] with its
+//! share of the players. The engine never depends on tokio: the control plane talks
+//! to it only through single-producer single-consumer queues, so a busy control plane
+//! cannot delay a tick.
 //!
-//! This crate currently holds the audio constants every layer agrees on; the tick
-//! threads, decoders and transports arrive with the engine issue.
+//! # The tick, in this order, every 20 ms
+//! 1. Drain the command queue and apply each command ([`message::ControlToEngine`]).
+//! 2. Retire what is finished: removed players, replaced frame readers and outputs go
+//!    back to the control plane ([`message::Retired`]) to be dropped there.
+//! 3. Produce one packet per playing player into preallocated slots
+//!    ([`batch::PacketBatch`]), timing each player: pass an Opus frame through, or
+//!    scale and encode PCM. An empty frame ring is a nulled frame, never a wait.
+//! 4. Wait for the deadline. Deadlines march: `deadline += 20 ms`.
+//! 5. Send every packet through its player's non-blocking output.
+//! 6. Publish what was actually sent (the position counters) and queue events.
+//!
+//! Steps 1–3 are [`Worker::produce`], 5–6 [`Worker::send`]; the runner owns step 4.
+//! On the tick path nothing allocates, frees, locks, blocks or formats a log line; a
+//! counting-allocator test holds the engine to that.
 
 pub mod audio;
+pub mod batch;
+pub mod clock;
+pub mod codec;
+pub mod message;
+pub mod output;
+pub mod ring;
+pub mod shared;
+pub mod volume;
+pub mod worker;
+
+pub use worker::Worker;

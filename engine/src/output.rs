@@ -1,0 +1,93 @@
+//! Where a player's packets go. The tick produces packets into a batch; after the
+//! deadline the runner hands each to its player's output, which must never block.
+
+use rtrb::{Consumer, Producer, RingBuffer};
+
+/// Result of one non-blocking send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The packet left.
+    Sent,
+    /// The socket buffer was full; the packet was dropped.
+    WouldBlock,
+    /// The send failed; the packet was dropped.
+    Failed,
+}
+
+/// A player's packet destination.
+pub trait PacketOutput: Send {
+    /// Sends one Opus packet (the output adds any transport framing). Must not block,
+    /// allocate or lock.
+    fn send(&mut self, opus: &[u8]) -> SendOutcome;
+    /// Audio stopped (pause, stop, end): the output may send its end-of-speech frames.
+    fn audio_stopped(&mut self) {}
+}
+
+/// Discards every packet (a player without a voice connection).
+#[derive(Debug, Default)]
+pub struct NullOutput;
+
+impl PacketOutput for NullOutput {
+    fn send(&mut self, _: &[u8]) -> SendOutcome {
+        SendOutcome::Sent
+    }
+}
+
+/// Captures packets into a preallocated ring for tests and measurements.
+#[derive(Debug)]
+pub struct CaptureOutput {
+    ring: Producer<u8>,
+}
+
+/// The reading side of a [`CaptureOutput`].
+#[derive(Debug)]
+pub struct Captured {
+    ring: Consumer<u8>,
+}
+
+/// A capture output holding up to `capacity` bytes of packets.
+pub fn capture(capacity: usize) -> (CaptureOutput, Captured) {
+    let (p, c) = RingBuffer::new(capacity);
+    (CaptureOutput { ring: p }, Captured { ring: c })
+}
+
+impl PacketOutput for CaptureOutput {
+    fn send(&mut self, opus: &[u8]) -> SendOutcome {
+        let Ok(mut chunk) = self.ring.write_chunk(2 + opus.len()) else {
+            return SendOutcome::WouldBlock;
+        };
+        let len = (opus.len() as u16).to_le_bytes();
+        let (a, b) = chunk.as_mut_slices();
+        for (d, s) in a
+            .iter_mut()
+            .chain(b.iter_mut())
+            .zip(len.iter().chain(opus.iter()))
+        {
+            *d = *s;
+        }
+        chunk.commit_all();
+        SendOutcome::Sent
+    }
+}
+
+impl Captured {
+    /// Takes every captured packet.
+    pub fn drain(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while self.ring.slots() >= 2 {
+            let Ok(chunk) = self.ring.read_chunk(2) else {
+                break;
+            };
+            let (a, b) = chunk.as_slices();
+            let bytes: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+            let len = u16::from_le_bytes([bytes[0], bytes[1]]) as usize;
+            let Ok(chunk) = self.ring.read_chunk(2 + len) else {
+                break;
+            };
+            let (a, b) = chunk.as_slices();
+            out.push(a.iter().chain(b.iter()).skip(2).copied().collect());
+            chunk.commit_all();
+        }
+        out
+    }
+}

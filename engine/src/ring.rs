@@ -1,0 +1,221 @@
+//! Per-player frame rings: the decoder thread writes 20 ms frames ahead of time, the
+//! tick thread reads one per tick. Wait-free on both sides (an `rtrb` byte ring).
+//!
+//! A ring carries records: a 1-byte kind, a 4-byte epoch, a 2-byte payload length,
+//! then the payload. Opus packets stay their natural size, so a passthrough player
+//! buffers seconds of audio in a few tens of kilobytes. The epoch lets a seek
+//! invalidate everything already queued without the reader and writer meeting: the
+//! reader skips records from an older epoch.
+
+use rtrb::{Consumer, Producer, RingBuffer};
+
+/// Largest Opus packet Discord accepts in one RTP payload, in bytes.
+pub const MAX_OPUS_PACKET: usize = 1275;
+
+/// Bytes of one PCM frame: 960 samples × 2 channels × 2 bytes.
+pub const PCM_FRAME_BYTES: usize = crate::audio::FRAME_SAMPLES_INTERLEAVED * 2;
+
+const HEADER: usize = 1 + 4 + 2;
+
+/// What a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// One Opus packet, sent as is (passthrough).
+    Opus = 1,
+    /// One 20 ms frame of 48 kHz stereo interleaved i16 PCM, native endian.
+    Pcm = 2,
+    /// The source ended normally after the previous record.
+    End = 3,
+    /// The source failed after the previous record; the payload is an error code the
+    /// control plane resolves.
+    Failed = 4,
+}
+
+impl RecordKind {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => RecordKind::Opus,
+            2 => RecordKind::Pcm,
+            3 => RecordKind::End,
+            4 => RecordKind::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Creates a ring holding `capacity` bytes of records.
+pub fn frame_ring(capacity: usize) -> (FrameWriter, FrameReader) {
+    let (p, c) = RingBuffer::new(capacity.max(HEADER + PCM_FRAME_BYTES));
+    (FrameWriter { inner: p }, FrameReader { inner: c })
+}
+
+/// The decoder's end of a ring.
+#[derive(Debug)]
+pub struct FrameWriter {
+    inner: Producer<u8>,
+}
+
+/// Why a record was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    /// Not enough free space now; try again after the reader caught up.
+    Full,
+    /// The payload is larger than a record can hold.
+    TooLarge,
+}
+
+impl FrameWriter {
+    /// Free bytes right now.
+    pub fn free(&self) -> usize {
+        self.inner.slots()
+    }
+
+    /// Bytes a record with `payload_len` bytes occupies.
+    pub fn record_size(payload_len: usize) -> usize {
+        HEADER + payload_len
+    }
+
+    /// Appends one record, or nothing if it does not fit.
+    pub fn write(
+        &mut self,
+        kind: RecordKind,
+        epoch: u32,
+        payload: &[u8],
+    ) -> Result<(), WriteError> {
+        let len = u16::try_from(payload.len()).map_err(|_| WriteError::TooLarge)?;
+        let total = HEADER + payload.len();
+        let chunk = self
+            .inner
+            .write_chunk(total)
+            .map_err(|_| WriteError::Full)?;
+        let mut header = [0u8; HEADER];
+        header[0] = kind as u8;
+        header[1..5].copy_from_slice(&epoch.to_le_bytes());
+        header[5..7].copy_from_slice(&len.to_le_bytes());
+        let mut chunk = chunk;
+        let (a, b) = chunk.as_mut_slices();
+        copy_into(a, b, &header, payload);
+        chunk.commit_all();
+        Ok(())
+    }
+
+    /// Whether the reader was dropped (the player is gone).
+    pub fn is_abandoned(&self) -> bool {
+        self.inner.is_abandoned()
+    }
+}
+
+/// Copies `header` then `payload` across the two halves of a ring chunk.
+fn copy_into(a: &mut [u8], b: &mut [u8], header: &[u8], payload: &[u8]) {
+    let mut dst = a.iter_mut().chain(b.iter_mut());
+    for (d, s) in (&mut dst).zip(header.iter().chain(payload.iter())) {
+        *d = *s;
+    }
+}
+
+/// A record read from the ring, borrowed into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// What it is.
+    pub kind: RecordKind,
+    /// The epoch it was written in.
+    pub epoch: u32,
+    /// Payload length in the caller's buffer.
+    pub len: usize,
+}
+
+/// The tick thread's end of a ring.
+#[derive(Debug)]
+pub struct FrameReader {
+    inner: Consumer<u8>,
+}
+
+impl FrameReader {
+    /// Pops the next record into `buf` (which must hold `PCM_FRAME_BYTES`); `None`
+    /// when the ring holds no complete record. Never blocks or allocates.
+    pub fn read(&mut self, buf: &mut [u8]) -> Option<Record> {
+        let avail = self.inner.slots();
+        if avail < HEADER {
+            return None;
+        }
+        let mut header = [0u8; HEADER];
+        // Peek only: an uncommitted chunk consumes nothing, so the header is
+        // consumed together with its payload below.
+        let peek = self.inner.read_chunk(HEADER).ok()?;
+        let (a, b) = peek.as_slices();
+        for (d, s) in header.iter_mut().zip(a.iter().chain(b.iter())) {
+            *d = *s;
+        }
+        let len = u16::from_le_bytes([header[5], header[6]]) as usize;
+        if avail < HEADER + len {
+            return None;
+        }
+        let chunk = self.inner.read_chunk(HEADER + len).ok()?;
+        let (a, b) = chunk.as_slices();
+        let payload = a.iter().chain(b.iter()).skip(HEADER);
+        let n = len.min(buf.len());
+        for (d, s) in buf[..n].iter_mut().zip(payload) {
+            *d = *s;
+        }
+        chunk.commit_all();
+        let kind = RecordKind::from_u8(header[0])?;
+        let epoch = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+        Some(Record {
+            kind,
+            epoch,
+            len: n,
+        })
+    }
+
+    /// Bytes queued right now.
+    pub fn queued(&self) -> usize {
+        self.inner.slots()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_across_the_wrap() {
+        let (mut w, mut r) = frame_ring(HEADER + PCM_FRAME_BYTES + 100);
+        let mut buf = vec![0u8; PCM_FRAME_BYTES];
+        for i in 0..1000u32 {
+            let payload: Vec<u8> = (0..(i % 300) as u8).collect();
+            w.write(RecordKind::Opus, i, &payload).unwrap();
+            let rec = r.read(&mut buf).unwrap();
+            assert_eq!(
+                (rec.kind, rec.epoch, rec.len),
+                (RecordKind::Opus, i, payload.len())
+            );
+            assert_eq!(&buf[..rec.len], &payload[..]);
+        }
+        assert_eq!(r.read(&mut buf), None);
+    }
+
+    #[test]
+    fn full_ring_refuses_and_partial_records_are_invisible() {
+        let (mut w, mut r) = frame_ring(HEADER + PCM_FRAME_BYTES);
+        let pcm = vec![7u8; PCM_FRAME_BYTES];
+        w.write(RecordKind::Pcm, 0, &pcm).unwrap();
+        assert_eq!(w.write(RecordKind::End, 0, &[]), Err(WriteError::Full));
+        let mut buf = vec![0u8; PCM_FRAME_BYTES];
+        assert_eq!(r.read(&mut buf).unwrap().kind, RecordKind::Pcm);
+        assert!(buf.iter().all(|&b| b == 7));
+        w.write(RecordKind::End, 3, &[]).unwrap();
+        assert_eq!(
+            r.read(&mut buf),
+            Some(Record {
+                kind: RecordKind::End,
+                epoch: 3,
+                len: 0
+            })
+        );
+        assert_eq!(
+            w.write(RecordKind::Opus, 0, &vec![0; 70_000]),
+            Err(WriteError::TooLarge)
+        );
+    }
+}

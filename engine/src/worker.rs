@@ -1,0 +1,428 @@
+//! One tick thread's players and the tick itself, without IO or clocks of its own:
+//! [`Worker::produce`] and [`Worker::send`] are plain functions of the caller's time
+//! and buffers, so tests drive them with a manual clock and the benchmark calls them
+//! in a loop. See the crate docs for the tick order.
+
+use std::time::Instant;
+
+use rtrb::{Consumer, Producer};
+
+use crate::audio::FRAME_SAMPLES_INTERLEAVED;
+use crate::batch::{PacketBatch, PacketSlot};
+use crate::message::{ControlToEngine, EngineToControl, NewPlayer, PlayerKey, Retired, TrackEnd};
+use crate::output::SendOutcome;
+use crate::ring::{FrameReader, RecordKind, MAX_OPUS_PACKET, PCM_FRAME_BYTES};
+use crate::volume::{self, Volume};
+
+/// Stale records a player may skip in one tick after a seek; the rest wait for the
+/// next tick so one player cannot stretch a tick.
+const MAX_SKIPS_PER_TICK: usize = 64;
+
+/// A player as the tick thread holds it.
+struct Player {
+    parts: Box<NewPlayer>,
+    frames: Option<FrameReader>,
+    epoch: u32,
+    ended: bool,
+    paused: bool,
+    volume: Volume,
+    empty_ticks: u32,
+    stuck_reported: bool,
+    /// The previous passthrough packet, to prime the decoder when processing starts.
+    last_packet: [u8; MAX_OPUS_PACKET],
+    last_len: usize,
+    decoding: bool,
+    cost_ns: u64,
+}
+
+struct Slot {
+    generation: u32,
+    player: Option<Player>,
+}
+
+/// Counters of one worker, read by its runner.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerCounters {
+    /// Packets handed to outputs.
+    pub sent: u64,
+    /// Sends that hit a full socket buffer.
+    pub would_block: u64,
+    /// Sends that failed.
+    pub send_errors: u64,
+    /// Frames due without audio.
+    pub nulled: u64,
+    /// Events that waited in the overflow list because the event queue was full.
+    pub deferred_events: u64,
+}
+
+/// Reusable per-tick buffers.
+struct Scratch {
+    record: Box<[u8]>,
+    pcm: Box<[i16]>,
+}
+
+/// One tick thread's state.
+pub struct Worker {
+    slots: Vec<Slot>,
+    commands: Consumer<ControlToEngine>,
+    events: Producer<EngineToControl>,
+    overflow: Vec<EngineToControl>,
+    scratch: Scratch,
+    counters: WorkerCounters,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("capacity", &self.slots.len())
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// A worker for up to `capacity` players, reading `commands` and writing `events`.
+    pub fn new(
+        capacity: usize,
+        commands: Consumer<ControlToEngine>,
+        events: Producer<EngineToControl>,
+    ) -> Self {
+        Worker {
+            slots: (0..capacity)
+                .map(|_| Slot {
+                    generation: 0,
+                    player: None,
+                })
+                .collect(),
+            commands,
+            events,
+            overflow: Vec::with_capacity(capacity * 2 + 64),
+            scratch: Scratch {
+                record: vec![0u8; PCM_FRAME_BYTES].into_boxed_slice(),
+                pcm: vec![0i16; FRAME_SAMPLES_INTERLEAVED].into_boxed_slice(),
+            },
+            counters: WorkerCounters::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> WorkerCounters {
+        self.counters
+    }
+
+    /// Players installed.
+    pub fn player_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.player.is_some()).count()
+    }
+
+    /// Sum of the players' last measured production cost, in ns.
+    pub fn cost_ns(&self) -> u64 {
+        self.slots
+            .iter()
+            .filter_map(|s| s.player.as_ref())
+            .map(|p| p.cost_ns)
+            .sum()
+    }
+
+    /// Steps 1–4 of the tick: drain and apply commands, retire, produce one packet per
+    /// playing player into `batch` (timing each player with `now_fn`).
+    pub fn produce(&mut self, batch: &mut PacketBatch, now_fn: &dyn Fn() -> Instant) {
+        batch.clear();
+        self.flush_overflow();
+        while let Ok(cmd) = self.commands.pop() {
+            self.apply(cmd);
+        }
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            let key = PlayerKey {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            let Some(player) = slot.player.as_mut() else {
+                continue;
+            };
+            let start = now_fn();
+            let event = produce_one(player, key, batch, &mut self.scratch, &mut self.counters);
+            player.cost_ns = now_fn().saturating_duration_since(start).as_nanos() as u64;
+            if let Some(e) = event {
+                self.emit(e);
+            }
+        }
+    }
+
+    /// Steps 6–7: hands every produced packet to its player's output and publishes
+    /// the counters of what actually left.
+    pub fn send(&mut self, batch: &PacketBatch) {
+        for packet in batch.packets() {
+            let Some(player) = self
+                .slots
+                .get_mut(packet.player as usize)
+                .and_then(|s| s.player.as_mut())
+            else {
+                continue;
+            };
+            match player.parts.output.send(&packet.data[..packet.len]) {
+                SendOutcome::Sent => {
+                    player.parts.shared.add_sent();
+                    self.counters.sent += 1;
+                }
+                SendOutcome::WouldBlock => self.counters.would_block += 1,
+                SendOutcome::Failed => self.counters.send_errors += 1,
+            }
+        }
+    }
+
+    fn slot_mut(&mut self, key: PlayerKey) -> Option<&mut Player> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.player.as_mut()
+    }
+
+    fn apply(&mut self, cmd: ControlToEngine) {
+        match cmd {
+            ControlToEngine::Add(parts) => {
+                let key = parts.key;
+                let Some(slot) = self.slots.get_mut(key.index as usize) else {
+                    return self.emit(EngineToControl::Retired(Retired::Player(parts)));
+                };
+                slot.generation = key.generation;
+                let old = slot.player.replace(Player::new(parts));
+                if let Some(old) = old {
+                    self.retire_player(old);
+                }
+            }
+            ControlToEngine::Remove(key) => {
+                let slot = self.slots.get_mut(key.index as usize);
+                let taken = slot
+                    .filter(|s| s.generation == key.generation)
+                    .and_then(|s| s.player.take());
+                if let Some(player) = taken {
+                    self.retire_player(player);
+                }
+            }
+            ControlToEngine::Play { key, frames, epoch } => {
+                let Some(p) = self.slot_mut(key) else {
+                    return self.emit(EngineToControl::Retired(Retired::Frames(frames)));
+                };
+                let old = p.frames.replace(frames);
+                p.epoch = epoch;
+                p.ended = false;
+                p.empty_ticks = 0;
+                p.stuck_reported = false;
+                p.decoding = false;
+                p.last_len = 0;
+                p.parts.shared.start_epoch(epoch);
+                if let Some(old) = old {
+                    self.emit(EngineToControl::Retired(Retired::Frames(old)));
+                }
+            }
+            ControlToEngine::Stop(key) => {
+                let Some(p) = self.slot_mut(key) else { return };
+                let old = p.frames.take();
+                p.parts.output.audio_stopped();
+                if let Some(old) = old {
+                    self.emit(EngineToControl::Retired(Retired::Frames(old)));
+                }
+            }
+            ControlToEngine::Seek { key, epoch } => {
+                if let Some(p) = self.slot_mut(key) {
+                    p.epoch = epoch;
+                    p.ended = false;
+                    p.empty_ticks = 0;
+                    p.decoding = false;
+                    p.last_len = 0;
+                    p.parts.shared.start_epoch(epoch);
+                }
+            }
+            ControlToEngine::Pause { key, paused } => {
+                if let Some(p) = self.slot_mut(key) {
+                    if paused && !p.paused {
+                        p.parts.output.audio_stopped();
+                    }
+                    p.paused = paused;
+                    p.empty_ticks = 0;
+                }
+            }
+            ControlToEngine::Volume { key, volume } => {
+                if let Some(p) = self.slot_mut(key) {
+                    p.volume.set(volume);
+                }
+            }
+            ControlToEngine::SetOutput { key, output } => match self.slot_mut(key) {
+                Some(p) => {
+                    let old = std::mem::replace(&mut p.parts.output, output);
+                    self.emit(EngineToControl::Retired(Retired::Output(old)));
+                }
+                None => self.emit(EngineToControl::Retired(Retired::Output(output))),
+            },
+        }
+    }
+
+    fn retire_player(&mut self, mut player: Player) {
+        if let Some(frames) = player.frames.take() {
+            self.emit(EngineToControl::Retired(Retired::Frames(frames)));
+        }
+        self.emit(EngineToControl::Retired(Retired::Player(player.parts)));
+    }
+
+    /// Queues an event; if the queue is full it waits in the preallocated overflow
+    /// list (never dropped, never freed here).
+    fn emit(&mut self, event: EngineToControl) {
+        if !self.overflow.is_empty() {
+            return self.defer(event);
+        }
+        if let Err(rtrb::PushError::Full(event)) = self.events.push(event) {
+            self.defer(event);
+        }
+    }
+
+    fn defer(&mut self, event: EngineToControl) {
+        self.counters.deferred_events += 1;
+        if self.overflow.len() < self.overflow.capacity() {
+            self.overflow.push(event);
+        } else {
+            // Only reachable if the control plane stopped draining events entirely;
+            // leaking is the one option that neither frees nor blocks on this thread.
+            std::mem::forget(event);
+        }
+    }
+
+    fn flush_overflow(&mut self) {
+        while !self.overflow.is_empty() && self.events.slots() > 0 {
+            let event = self.overflow.remove(0);
+            if let Err(rtrb::PushError::Full(event)) = self.events.push(event) {
+                self.overflow.insert(0, event);
+                break;
+            }
+        }
+    }
+}
+
+impl Player {
+    fn new(parts: Box<NewPlayer>) -> Self {
+        Player {
+            parts,
+            frames: None,
+            epoch: 0,
+            ended: false,
+            paused: false,
+            volume: Volume::default(),
+            empty_ticks: 0,
+            stuck_reported: false,
+            last_packet: [0; MAX_OPUS_PACKET],
+            last_len: 0,
+            decoding: false,
+            cost_ns: 0,
+        }
+    }
+}
+
+/// Produces this tick's packet for one player, returning an event if its track ended
+/// or got stuck.
+fn produce_one(
+    p: &mut Player,
+    key: PlayerKey,
+    batch: &mut PacketBatch,
+    scratch: &mut Scratch,
+    counters: &mut WorkerCounters,
+) -> Option<EngineToControl> {
+    if p.paused || p.ended {
+        return None;
+    }
+    let frames = p.frames.as_mut()?;
+    for _ in 0..MAX_SKIPS_PER_TICK {
+        let Some(rec) = frames.read(&mut scratch.record) else {
+            break;
+        };
+        if rec.epoch != p.epoch {
+            continue;
+        }
+        p.empty_ticks = 0;
+        let slot = batch.claim(key.index)?;
+        let produced = match rec.kind {
+            RecordKind::Opus => opus_frame(p, &scratch.record[..rec.len], &mut scratch.pcm, slot),
+            RecordKind::Pcm => pcm_frame(p, &scratch.record[..rec.len], &mut scratch.pcm, slot),
+            RecordKind::End | RecordKind::Failed => {
+                p.ended = true;
+                p.parts.output.audio_stopped();
+                let end = match rec.kind {
+                    RecordKind::End => TrackEnd::Finished,
+                    _ => TrackEnd::Failed(code_of(&scratch.record[..rec.len])),
+                };
+                return Some(EngineToControl::TrackEnded {
+                    key,
+                    epoch: p.epoch,
+                    end,
+                });
+            }
+        };
+        if produced {
+            p.volume.advance();
+            batch.commit();
+        }
+        return None;
+    }
+    counters.nulled += 1;
+    p.parts.shared.add_nulled();
+    p.empty_ticks = p.empty_ticks.saturating_add(1);
+    if p.empty_ticks >= p.parts.stuck_after_ticks && !p.stuck_reported {
+        p.stuck_reported = true;
+        return Some(EngineToControl::Stuck {
+            key,
+            epoch: p.epoch,
+        });
+    }
+    None
+}
+
+fn code_of(payload: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    for (d, s) in b.iter_mut().zip(payload) {
+        *d = *s;
+    }
+    u32::from_le_bytes(b)
+}
+
+/// An Opus packet: passed through at unity volume, else decoded, scaled, re-encoded.
+fn opus_frame(p: &mut Player, packet: &[u8], pcm: &mut [i16], slot: &mut PacketSlot) -> bool {
+    if p.volume.is_unity() {
+        slot.data[..packet.len()].copy_from_slice(packet);
+        slot.len = packet.len();
+        p.last_packet[..packet.len()].copy_from_slice(packet);
+        p.last_len = packet.len();
+        p.decoding = false;
+        return true;
+    }
+    if !p.decoding && p.last_len > 0 {
+        // Prime the decoder with the packet heard last, so its state continues
+        // smoothly instead of starting from silence mid-track.
+        let _ = p.parts.decoder.decode(&p.last_packet[..p.last_len], pcm);
+    }
+    p.decoding = true;
+    if p.parts.decoder.decode(packet, pcm).is_err() {
+        return false;
+    }
+    volume::apply(pcm, p.volume.current());
+    encode(p, pcm, slot)
+}
+
+/// A PCM frame: scaled and encoded.
+fn pcm_frame(p: &mut Player, bytes: &[u8], pcm: &mut [i16], slot: &mut PacketSlot) -> bool {
+    for (s, b) in pcm.iter_mut().zip(bytes.chunks_exact(2)) {
+        *s = i16::from_ne_bytes([b[0], b[1]]);
+    }
+    volume::apply(pcm, p.volume.current());
+    encode(p, pcm, slot)
+}
+
+fn encode(p: &mut Player, pcm: &[i16], slot: &mut PacketSlot) -> bool {
+    match p.parts.encoder.encode(pcm, &mut slot.data) {
+        Ok(n) => {
+            slot.len = n;
+            true
+        }
+        Err(_) => false,
+    }
+}
