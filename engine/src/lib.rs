@@ -26,9 +26,12 @@ pub mod clock;
 pub mod codec;
 pub mod message;
 pub mod output;
+pub mod pool;
 pub mod ring;
+pub mod runner;
 pub mod shared;
 pub mod volume;
 pub mod worker;
 
+pub use pool::{Engine, EngineConfig, EngineFull, Placement};
 pub use worker::Worker;

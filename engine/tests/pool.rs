@@ -1,0 +1,116 @@
+//! The pool with real tick threads: placement, capacity, pacing and stats.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quaver_engine::clock::SystemClock;
+use quaver_engine::message::{ControlToEngine, EngineToControl, NewPlayer, TrackEnd};
+use quaver_engine::output::capture;
+use quaver_engine::ring::{frame_ring, RecordKind};
+use quaver_engine::shared::PlayerShared;
+use quaver_engine::{Engine, EngineConfig};
+use support::{ConstDecoder, TagEncoder};
+
+fn config(threads: usize, max_players: usize) -> EngineConfig {
+    EngineConfig {
+        threads,
+        cpus: vec![],
+        realtime_priority: None,
+        max_players,
+        spin: Duration::from_micros(200),
+    }
+}
+
+#[test]
+fn capacity_is_fixed_and_placement_spreads_players() {
+    let engine = Engine::start(&config(2, 5), Arc::new(SystemClock)).unwrap();
+    assert_eq!(
+        engine.capacity(),
+        6,
+        "rounded up to a whole number per thread"
+    );
+    let placements: Vec<_> = (0..6).map(|_| engine.reserve().unwrap()).collect();
+    let on_first = placements.iter().filter(|p| p.thread == 0).count();
+    assert_eq!(on_first, 3, "unmeasured players are spread evenly");
+    let err = engine.reserve().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the audio engine is at its capacity of 6 players"
+    );
+    engine.release(placements[2]);
+    let again = engine.reserve().unwrap();
+    assert_eq!(
+        (again.thread, again.key.index),
+        (placements[2].thread, placements[2].key.index)
+    );
+    assert_ne!(
+        again.key.generation, placements[2].key.generation,
+        "a reused slot gets a new generation"
+    );
+}
+
+#[test]
+fn real_threads_pace_and_deliver_a_whole_track() {
+    let engine = Engine::start(&config(1, 4), Arc::new(SystemClock)).unwrap();
+    let placement = engine.reserve().unwrap();
+    let shared = Arc::new(PlayerShared::default());
+    let (out, mut captured) = capture(1 << 20);
+    let parts = NewPlayer {
+        key: placement.key,
+        shared: shared.clone(),
+        encoder: Box::new(TagEncoder),
+        decoder: Box::new(ConstDecoder(Arc::default())),
+        output: Box::new(out),
+        stuck_after_ticks: 500,
+    };
+    engine
+        .send(placement.thread, ControlToEngine::Add(Box::new(parts)))
+        .unwrap();
+    let (mut w, frames) = frame_ring(1 << 20);
+    for i in 0..50u8 {
+        w.write(RecordKind::Opus, 1, &[i, 9, 9]).unwrap();
+    }
+    w.write(RecordKind::End, 1, &[]).unwrap();
+    let start = Instant::now();
+    engine
+        .send(
+            placement.thread,
+            ControlToEngine::Play {
+                key: placement.key,
+                frames,
+                epoch: 1,
+            },
+        )
+        .unwrap();
+    let mut ended = None;
+    while ended.is_none() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        engine.drain_events(|_, e| {
+            if let EngineToControl::TrackEnded {
+                end: TrackEnd::Finished,
+                ..
+            } = e
+            {
+                ended = Some(start.elapsed());
+            }
+        });
+    }
+    let took = ended.expect("the track ended");
+    // 51 ticks of 20 ms: gross pacing only (shared 2-core machine).
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(captured.drain().len(), 50);
+    assert_eq!(shared.frames_sent_in(1), 50);
+    let stats = &engine.stats()[0];
+    let ticks = stats.ticks.load(std::sync::atomic::Ordering::Relaxed);
+    let elapsed_ticks = start.elapsed().as_millis() as u64 / 20;
+    assert!(
+        ticks + 5 >= elapsed_ticks && ticks <= elapsed_ticks + 5,
+        "ticks {ticks} vs {elapsed_ticks}"
+    );
+    engine.shutdown();
+}
