@@ -25,6 +25,7 @@ pub mod batch;
 pub mod clock;
 pub mod codec;
 pub mod message;
+pub mod opus;
 pub mod output;
 pub mod pool;
 pub mod ring;
