@@ -24,6 +24,7 @@ pub mod audio;
 pub mod batch;
 pub mod clock;
 pub mod codec;
+pub mod decode;
 pub mod message;
 pub mod opus;
 pub mod output;

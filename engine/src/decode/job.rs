@@ -1,0 +1,392 @@
+//! One track being decoded: probe, then packets → frames → ring records, a bounded
+//! time ahead of playback, with seeks and a clean end or failure record.
+
+use std::collections::VecDeque;
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use symphonia::core::units::Time;
+
+use super::pcm::Framer;
+use crate::audio::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::codec::FrameDecoder;
+use crate::opus::OpusDecoder;
+use crate::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BYTES};
+
+/// Bytes budgeted per buffered passthrough frame (Opus at 128 kbps is ~320 B).
+const OPUS_RECORD_BUDGET: usize = 7 + 512;
+/// PCM frames are large; at most this much PCM is buffered ahead, whatever the config.
+const MAX_PCM_BUFFER_MS: u64 = 1_000;
+
+/// What a job reports to its owner.
+#[derive(Debug)]
+pub enum JobReport {
+    /// Probed and buffering: the engine can start reading `frames`.
+    Ready {
+        /// The ring's reader, for the engine's `Play` command.
+        frames: FrameReader,
+        /// Whether Opus packets pass through untouched.
+        passthrough: bool,
+    },
+    /// Failed before producing audio.
+    LoadFailed(String),
+    /// Failed mid-track; a `Failed` record with `code` follows the last good frame.
+    Failed {
+        /// Code written into the record.
+        code: u32,
+        /// Description.
+        message: String,
+    },
+}
+
+/// A command for a running job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobCommand {
+    /// Continue from `position_ms`, writing records of `epoch`.
+    Seek {
+        /// Target position.
+        position_ms: u64,
+        /// Epoch of records written after the seek.
+        epoch: u32,
+    },
+    /// Stop decoding and drop the source.
+    Stop,
+}
+
+/// A track to decode.
+pub struct JobSpec {
+    /// The bytes.
+    pub source: Box<dyn MediaSource>,
+    /// File extension or MIME-derived hint for the prober.
+    pub extension: Option<String>,
+    /// Where to start, in ms.
+    pub start_ms: u64,
+    /// Epoch of the first records.
+    pub epoch: u32,
+    /// `frameBufferDurationMs`: how far ahead to decode.
+    pub buffer_ms: u64,
+}
+
+impl std::fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("extension", &self.extension)
+            .field("start_ms", &self.start_ms)
+            .finish()
+    }
+}
+
+enum Pending {
+    Opus(Vec<u8>),
+    Pcm([i16; FRAME_SAMPLES as usize * 2]),
+}
+
+/// A decoding track.
+pub struct Job {
+    format: Box<dyn FormatReader>,
+    decoder: Option<Box<dyn Decoder>>,
+    track_id: u32,
+    passthrough: bool,
+    opus: Option<OpusDecoder>,
+    framer: Framer,
+    writer: FrameWriter,
+    epoch: u32,
+    /// Source frames (at `rate`) still to drop after an accurate seek.
+    skip_frames: u64,
+    staged: VecDeque<Pending>,
+    done: bool,
+    sample_buf: Option<SampleBuffer<f32>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("track_id", &self.track_id)
+            .field("passthrough", &self.passthrough)
+            .field("epoch", &self.epoch)
+            .field("staged", &self.staged.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of one pump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pump {
+    /// Made progress; call again soon.
+    Busy,
+    /// The ring is full; nothing to do until the reader catches up.
+    Full,
+    /// The job is over (end or failure record written, or reader gone).
+    Finished,
+}
+
+impl Job {
+    /// Probes the source and prepares decoding; the report carries the ring reader.
+    pub fn open(spec: JobSpec) -> Result<(Job, JobReport), String> {
+        let mss = MediaSourceStream::new(spec.source, Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = &spec.extension {
+            hint.with_extension(ext);
+        }
+        let probed = symphonia::default::get_probe()
+            .format(
+                &hint,
+                mss,
+                &FormatOptions {
+                    enable_gapless: true,
+                    ..Default::default()
+                },
+                &MetadataOptions::default(),
+            )
+            .map_err(|e| describe(&e))?;
+        let format = probed.format;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or("no audio track in the file")?;
+        let params = track.codec_params.clone();
+        let track_id = track.id;
+        let rate = params.sample_rate.unwrap_or(SAMPLE_RATE);
+        let is_opus = params.codec == CODEC_TYPE_OPUS;
+        let (decoder, opus) = if is_opus {
+            (None, Some(OpusDecoder::new().map_err(|e| e.to_string())?))
+        } else {
+            let d = symphonia::default::get_codecs()
+                .make(&params, &DecoderOptions::default())
+                .map_err(|e| describe(&e))?;
+            (Some(d), None)
+        };
+        let passthrough = is_opus;
+        let frames = (spec.buffer_ms / FRAME_MS as u64).max(10) as usize;
+        let capacity = if passthrough {
+            frames * OPUS_RECORD_BUDGET
+        } else {
+            (spec.buffer_ms.min(MAX_PCM_BUFFER_MS) / FRAME_MS as u64).max(10) as usize
+                * (7 + PCM_FRAME_BYTES)
+        };
+        let (writer, reader) = frame_ring(capacity);
+        let mut job = Job {
+            format,
+            decoder,
+            track_id,
+            passthrough,
+            opus,
+            framer: Framer::new(if is_opus { SAMPLE_RATE } else { rate })?,
+            writer,
+            epoch: spec.epoch,
+            skip_frames: 0,
+            staged: VecDeque::new(),
+            done: false,
+            sample_buf: None,
+        };
+        if spec.start_ms > 0 {
+            job.seek(spec.start_ms, spec.epoch);
+        }
+        Ok((
+            job,
+            JobReport::Ready {
+                frames: reader,
+                passthrough,
+            },
+        ))
+    }
+
+    /// Whether Opus packets pass through.
+    pub fn is_passthrough(&self) -> bool {
+        self.passthrough
+    }
+
+    /// Applies a command; returns false once the job should end.
+    pub fn command(&mut self, cmd: JobCommand) -> bool {
+        match cmd {
+            JobCommand::Seek { position_ms, epoch } => {
+                self.seek(position_ms, epoch);
+                true
+            }
+            JobCommand::Stop => false,
+        }
+    }
+
+    fn seek(&mut self, position_ms: u64, epoch: u32) {
+        self.epoch = epoch;
+        self.staged.clear();
+        self.framer.reset();
+        self.done = false;
+        let time = Time::new(position_ms / 1000, (position_ms % 1000) as f64 / 1000.0);
+        match self.format.seek(
+            SeekMode::Accurate,
+            SeekTo::Time {
+                time,
+                track_id: Some(self.track_id),
+            },
+        ) {
+            Ok(seeked) => {
+                self.skip_frames = seeked.required_ts.saturating_sub(seeked.actual_ts);
+            }
+            Err(_) => self.skip_frames = 0,
+        }
+        if let Some(d) = &mut self.decoder {
+            d.reset();
+        }
+    }
+
+    /// Decodes until the ring is full or `budget` frames were staged; writes what fits.
+    pub fn pump(&mut self, budget: usize, report: &mut dyn FnMut(JobReport)) -> Pump {
+        if self.writer.is_abandoned() {
+            return Pump::Finished;
+        }
+        let mut produced = 0;
+        loop {
+            while let Some(p) = self.staged.front() {
+                let written = match p {
+                    Pending::Opus(bytes) => self.writer.write(RecordKind::Opus, self.epoch, bytes),
+                    Pending::Pcm(frame) => {
+                        self.writer
+                            .write(RecordKind::Pcm, self.epoch, as_bytes(frame))
+                    }
+                };
+                if written.is_err() {
+                    return Pump::Full;
+                }
+                self.staged.pop_front();
+            }
+            if self.done {
+                return if self.writer.write(RecordKind::End, self.epoch, &[]).is_ok() {
+                    Pump::Finished
+                } else {
+                    Pump::Full
+                };
+            }
+            if produced >= budget {
+                return Pump::Busy;
+            }
+            match self.next_frames() {
+                Ok(n) => produced += n.max(1),
+                Err(message) => {
+                    let code = 1;
+                    report(JobReport::Failed { code, message });
+                    return if self
+                        .writer
+                        .write(RecordKind::Failed, self.epoch, &code.to_le_bytes())
+                        .is_ok()
+                    {
+                        Pump::Finished
+                    } else {
+                        // Try again on the next pump; the failure is already reported.
+                        self.done = true;
+                        Pump::Full
+                    };
+                }
+            }
+        }
+    }
+
+    /// Reads one packet and stages its frames; marks the end of the source.
+    fn next_frames(&mut self) -> Result<usize, String> {
+        let packet = match self.format.next_packet() {
+            Ok(p) => p,
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.framer.finish();
+                self.stage_framed();
+                self.done = true;
+                return Ok(0);
+            }
+            Err(SymError::ResetRequired) => {
+                if let Some(d) = &mut self.decoder {
+                    d.reset();
+                }
+                return Ok(0);
+            }
+            Err(e) => return Err(describe(&e)),
+        };
+        if packet.track_id() != self.track_id {
+            return Ok(0);
+        }
+        if let Some(opus) = &mut self.opus {
+            let data = packet.buf();
+            let samples = audiopus::packet::nb_samples(
+                audiopus::packet::Packet::try_from(data).map_err(|e| e.to_string())?,
+                audiopus::SampleRate::Hz48000,
+            )
+            .unwrap_or(0) as u64;
+            if self.skip_frames >= samples && samples > 0 {
+                self.skip_frames -= samples;
+                return Ok(0);
+            }
+            if samples == FRAME_SAMPLES as u64 && self.skip_frames == 0 && self.framer.is_empty() {
+                // Passthrough only once no decoded samples wait, or audio would reorder.
+                self.staged.push_back(Pending::Opus(data.to_vec()));
+                return Ok(1);
+            }
+            // Not a 20 ms packet (or mid-skip): decode it and frame the PCM instead.
+            let mut pcm = vec![0i16; 5760 * 2];
+            let n = opus
+                .decode(data, &mut pcm)
+                .map_err(|_| "invalid Opus packet".to_string())?;
+            let (l, r): (Vec<f32>, Vec<f32>) = pcm[..n * 2]
+                .chunks_exact(2)
+                .map(|s| (s[0] as f32 / 32768.0, s[1] as f32 / 32768.0))
+                .unzip();
+            self.framer.push(&[&l, &r]);
+            return Ok(self.stage_framed());
+        }
+        let decoder = self.decoder.as_mut().ok_or("no decoder")?;
+        let decoded = match decoder.decode(&packet) {
+            Ok(d) => d,
+            Err(SymError::DecodeError(_)) => return Ok(0), // a corrupt packet is skipped
+            Err(e) => return Err(describe(&e)),
+        };
+        let spec = *decoded.spec();
+        let channels = spec.channels.count();
+        let frames = decoded.frames();
+        let buf = self
+            .sample_buf
+            .get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
+        if (buf.capacity() as u64) < (frames * channels) as u64 {
+            *buf = SampleBuffer::new(decoded.capacity() as u64, spec);
+        }
+        buf.copy_planar_ref(decoded);
+        let samples = buf.samples();
+        let planes: Vec<&[f32]> = (0..channels)
+            .map(|c| &samples[c * frames..(c + 1) * frames])
+            .collect();
+        let skip = (self.skip_frames as usize).min(frames);
+        self.skip_frames -= skip as u64;
+        let planes: Vec<&[f32]> = planes.iter().map(|p| &p[skip..]).collect();
+        self.framer.push(&planes);
+        Ok(self.stage_framed())
+    }
+
+    fn stage_framed(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(f) = self.framer.pop() {
+            self.staged.push_back(Pending::Pcm(f));
+            n += 1;
+        }
+        n
+    }
+}
+
+fn as_bytes(frame: &[i16; FRAME_SAMPLES as usize * 2]) -> &[u8] {
+    // i16 has no padding and any byte pattern is valid to read as u8.
+    // SAFETY: the slice covers exactly the frame's memory, which lives as long as the borrow.
+    unsafe { std::slice::from_raw_parts(frame.as_ptr().cast::<u8>(), std::mem::size_of_val(frame)) }
+}
+
+/// A readable description of a symphonia error.
+fn describe(e: &SymError) -> String {
+    match e {
+        SymError::IoError(io) => format!("I/O error while reading the track: {io}"),
+        SymError::DecodeError(d) => format!("the track is corrupt: {d}"),
+        SymError::SeekError(_) => "the track cannot be seeked".into(),
+        SymError::Unsupported(what) => format!("unsupported format: {what}"),
+        SymError::LimitError(what) => format!("a limit was exceeded: {what}"),
+        SymError::ResetRequired => "the decoder needs a reset".into(),
+    }
+}
