@@ -30,8 +30,9 @@ pub struct NewPlayer {
     pub encoder: Box<dyn FrameEncoder>,
     /// Decoder for Opus frames that need processing (volume ≠ 100).
     pub decoder: Box<dyn FrameDecoder>,
-    /// Where packets go.
-    pub output: Box<dyn PacketOutput>,
+    /// Where packets go; `None` while the player has no voice connection, which (as in
+    /// Lavalink) means nobody pulls its audio: the track does not advance.
+    pub output: Option<Box<dyn PacketOutput>>,
     /// Ticks without audio after which the track counts as stuck.
     pub stuck_after_ticks: u32,
 }
@@ -87,8 +88,8 @@ pub enum ControlToEngine {
     SetOutput {
         /// Player.
         key: PlayerKey,
-        /// New output.
-        output: Box<dyn PacketOutput>,
+        /// New output, or `None` to stop pulling audio.
+        output: Option<Box<dyn PacketOutput>>,
     },
 }
 

@@ -161,7 +161,10 @@ impl Worker {
             else {
                 continue;
             };
-            match player.parts.output.send(&packet.data[..packet.len]) {
+            let Some(output) = player.parts.output.as_mut() else {
+                continue;
+            };
+            match output.send(&packet.data[..packet.len]) {
                 SendOutcome::Sent => {
                     player.parts.shared.add_sent();
                     self.counters.sent += 1;
@@ -221,7 +224,9 @@ impl Worker {
             ControlToEngine::Stop(key) => {
                 let Some(p) = self.slot_mut(key) else { return };
                 let old = p.frames.take();
-                p.parts.output.audio_stopped();
+                if let Some(o) = p.parts.output.as_mut() {
+                    o.audio_stopped();
+                }
                 if let Some(old) = old {
                     self.emit(EngineToControl::Retired(Retired::Frames(old)));
                 }
@@ -239,7 +244,9 @@ impl Worker {
             ControlToEngine::Pause { key, paused } => {
                 if let Some(p) = self.slot_mut(key) {
                     if paused && !p.paused {
-                        p.parts.output.audio_stopped();
+                        if let Some(o) = p.parts.output.as_mut() {
+                            o.audio_stopped();
+                        }
                     }
                     p.paused = paused;
                     p.empty_ticks = 0;
@@ -250,13 +257,15 @@ impl Worker {
                     p.volume.set(volume);
                 }
             }
-            ControlToEngine::SetOutput { key, output } => match self.slot_mut(key) {
-                Some(p) => {
-                    let old = std::mem::replace(&mut p.parts.output, output);
+            ControlToEngine::SetOutput { key, output } => {
+                let old = match self.slot_mut(key) {
+                    Some(p) => std::mem::replace(&mut p.parts.output, output),
+                    None => output,
+                };
+                if let Some(old) = old {
                     self.emit(EngineToControl::Retired(Retired::Output(old)));
                 }
-                None => self.emit(EngineToControl::Retired(Retired::Output(output))),
-            },
+            }
         }
     }
 
@@ -328,7 +337,7 @@ fn produce_one(
     scratch: &mut Scratch,
     counters: &mut WorkerCounters,
 ) -> Option<EngineToControl> {
-    if p.paused || p.ended {
+    if p.paused || p.ended || p.parts.output.is_none() {
         return None;
     }
     let frames = p.frames.as_mut()?;
@@ -346,7 +355,9 @@ fn produce_one(
             RecordKind::Pcm => pcm_frame(p, &scratch.record[..rec.len], &mut scratch.pcm, slot),
             RecordKind::End | RecordKind::Failed => {
                 p.ended = true;
-                p.parts.output.audio_stopped();
+                if let Some(o) = p.parts.output.as_mut() {
+                    o.audio_stopped();
+                }
                 let end = match rec.kind {
                     RecordKind::End => TrackEnd::Finished,
                     _ => TrackEnd::Failed(code_of(&scratch.record[..rec.len])),

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use quaver_engine::codec::FrameDecoder;
-use quaver_engine::decode::{DecodePool, JobReport, JobSpec};
+use quaver_engine::decode::{DecodePool, JobReport, JobSpec, MediaSource};
 use quaver_engine::opus::OpusDecoder;
 use quaver_engine::ring::{FrameReader, RecordKind, PCM_FRAME_BYTES};
 
@@ -49,7 +49,7 @@ pub fn decode(bytes: Vec<u8>, ext: &str, start_ms: u64) -> Result<Output, String
     let pool = DecodePool::start(1).unwrap();
     let (tx, rx) = mpsc::channel();
     let spec = JobSpec {
-        source: Box::new(Cursor::new(bytes)),
+        source: Box::new(move || Ok(Box::new(Cursor::new(bytes)) as Box<dyn MediaSource>)),
         extension: Some(ext.into()),
         start_ms,
         epoch: 1,

@@ -153,7 +153,7 @@ fn ticks_with_real_opus_neither_allocate_nor_free() {
             shared: Arc::default(),
             encoder: Box::new(OpusEncoder::new(10).unwrap()),
             decoder: Box::new(OpusDecoder::new().unwrap()),
-            output: Box::new(out),
+            output: Some(Box::new(out)),
             stuck_after_ticks: 1000,
         };
         r.send(ControlToEngine::Add(Box::new(parts)));

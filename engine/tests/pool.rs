@@ -62,7 +62,7 @@ fn real_threads_pace_and_deliver_a_whole_track() {
         shared: shared.clone(),
         encoder: Box::new(TagEncoder),
         decoder: Box::new(ConstDecoder(Arc::default())),
-        output: Box::new(out),
+        output: Some(Box::new(out)),
         stuck_after_ticks: 500,
     };
     engine

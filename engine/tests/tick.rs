@@ -232,3 +232,45 @@ fn failures_and_removal_hand_everything_back() {
     r.send(ControlToEngine::Pause { key, paused: true });
     r.tick();
 }
+
+#[test]
+fn without_an_output_nobody_pulls_audio() {
+    let mut r = rig(1);
+    let (key, shared, mut captured) = r.add(0, 3);
+    let (mut w, frames) = frame_ring(64 * 1024);
+    for i in 0..5 {
+        w.write(RecordKind::Opus, 1, &opus(i)).unwrap();
+    }
+    r.send(ControlToEngine::Play {
+        key,
+        frames,
+        epoch: 1,
+    });
+    r.send(ControlToEngine::SetOutput { key, output: None });
+    for _ in 0..10 {
+        assert_eq!(r.tick(), 0);
+    }
+    assert_eq!(
+        (shared.frames_sent_in(1), shared.frames_nulled()),
+        (0, 0),
+        "no voice: frozen, not nulled"
+    );
+    assert!(
+        r.events()
+            .iter()
+            .all(|e| matches!(e, EngineToControl::Retired(Retired::Output(_)))),
+        "no stuck event"
+    );
+    let (out, mut captured2) = quaver_engine::output::capture(1 << 16);
+    r.send(ControlToEngine::SetOutput {
+        key,
+        output: Some(Box::new(out)),
+    });
+    r.tick();
+    assert!(captured.drain().is_empty());
+    assert_eq!(
+        captured2.drain(),
+        vec![opus(0)],
+        "audio resumes where it stopped"
+    );
+}

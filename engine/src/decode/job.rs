@@ -58,10 +58,13 @@ pub enum JobCommand {
     Stop,
 }
 
+/// Opens a track's bytes; runs on the decode thread, so it may block (HTTP connect).
+pub type Opener = Box<dyn FnOnce() -> Result<Box<dyn MediaSource>, String> + Send>;
+
 /// A track to decode.
 pub struct JobSpec {
-    /// The bytes.
-    pub source: Box<dyn MediaSource>,
+    /// Opens the bytes.
+    pub source: Opener,
     /// File extension or MIME-derived hint for the prober.
     pub extension: Option<String>,
     /// Where to start, in ms.
@@ -128,7 +131,7 @@ pub enum Pump {
 impl Job {
     /// Probes the source and prepares decoding; the report carries the ring reader.
     pub fn open(spec: JobSpec) -> Result<(Job, JobReport), String> {
-        let mss = MediaSourceStream::new(spec.source, Default::default());
+        let mss = MediaSourceStream::new((spec.source)()?, Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = &spec.extension {
             hint.with_extension(ext);

@@ -13,7 +13,9 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use job::{Job, JobCommand, JobReport, JobSpec, Pump};
+pub use job::{Job, JobCommand, JobReport, JobSpec, Opener, Pump};
+/// A byte source the decoder can read and (when seekable) seek.
+pub use symphonia::core::io::MediaSource;
 
 /// Frames decoded per job before moving to the next one.
 const FRAMES_PER_TURN: usize = 8;

@@ -71,7 +71,7 @@ impl Rig {
             shared: shared.clone(),
             encoder: Box::new(TagEncoder),
             decoder: Box::new(ConstDecoder(self.decodes.clone())),
-            output: Box::new(out),
+            output: Some(Box::new(out)),
             stuck_after_ticks,
         };
         self.send(ControlToEngine::Add(Box::new(parts)));
