@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quaver_control::loader::TrackLoader;
+use quaver_control::player::DetachedFactory;
 use quaver_control::{BuildInfo, ControlConfig, Node};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -80,7 +81,11 @@ impl Running {
     /// timers this way).
     pub async fn serve(control: ControlConfig, listener: TcpListener) -> io::Result<Running> {
         let addr = listener.local_addr()?;
-        let node = Node::new(control, TrackLoader::default());
+        let node = Node::new(
+            control,
+            Arc::new(TrackLoader::default()),
+            Arc::new(DetachedFactory),
+        );
         let app = quaver_control::router(node.clone());
         let mut shutdown = node.shutdown_signal();
         let server = tokio::spawn(async move {

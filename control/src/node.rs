@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::config::ControlConfig;
 use crate::loader::TrackLoader;
+use crate::player::AudioFactory;
 use crate::protocol::messages::{FrameStats, FrameStatsField, OutgoingMessage, Stats};
 use crate::rest::error::epoch_millis;
 use crate::session::{Session, Sessions};
@@ -19,7 +20,9 @@ pub struct Node {
     /// All sessions.
     pub sessions: Arc<Sessions>,
     /// Source managers.
-    pub loader: TrackLoader,
+    pub loader: Arc<TrackLoader>,
+    /// Creates each new player's audio path.
+    pub audio: Arc<dyn AudioFactory>,
     system: SystemStats,
     started: Instant,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -27,11 +30,16 @@ pub struct Node {
 
 impl Node {
     /// A node with no sessions.
-    pub fn new(config: ControlConfig, loader: TrackLoader) -> Arc<Self> {
+    pub fn new(
+        config: ControlConfig,
+        loader: Arc<TrackLoader>,
+        audio: Arc<dyn AudioFactory>,
+    ) -> Arc<Self> {
         Arc::new(Node {
             config: Arc::new(config),
             sessions: Arc::default(),
             loader,
+            audio,
             system: SystemStats::default(),
             started: Instant::now(),
             shutdown: tokio::sync::watch::channel(false).0,

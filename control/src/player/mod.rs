@@ -3,12 +3,15 @@
 //!
 //! The player is plain state without IO: every operation appends what the client
 //! must be told to an [`Emitted`] list, which the session turns into messages in
-//! order. Position is derived from frames actually sent (`PlaybackCounters`), never
-//! from wall time; the counters are atomics so the engine can advance them without
-//! a lock while the control plane reads them.
+//! order, and tells its [`PlayerAudio`] what to do. Position is derived from frames
+//! actually sent in the current epoch (a seek starts a new epoch), never from wall
+//! time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod audio;
+mod factory;
+
+pub use audio::{Detached, PlayerAudio};
+pub use factory::{AudioFactory, DetachedFactory};
 
 use quaver_engine::audio::frames_to_ms;
 use serde_json::{Map, Value};
@@ -32,13 +35,6 @@ pub enum Emitted {
     PlayerUpdate,
 }
 
-/// Counters the audio path advances and the control plane reads.
-#[derive(Debug, Default)]
-pub struct PlaybackCounters {
-    /// Frames sent since playback started or last seeked.
-    pub frames_sent: AtomicU64,
-}
-
 /// The track a player is playing and where it is.
 #[derive(Debug)]
 pub struct Playback {
@@ -46,8 +42,11 @@ pub struct Playback {
     /// track cannot act on the next one.
     pub serial: u64,
     track: AudioTrack,
+    /// Position when the current epoch began (track start or last seek).
     origin_ms: i64,
-    counters: Arc<PlaybackCounters>,
+    /// The first epoch of this track; later epochs are its seeks.
+    first_epoch: u32,
+    epoch: u32,
     end_time_ms: Option<i64>,
     timer: Option<tokio::task::AbortHandle>,
 }
@@ -61,21 +60,6 @@ impl Drop for Playback {
 }
 
 impl Playback {
-    /// Current position in ms: where counting started plus the audio actually sent.
-    pub fn position_ms(&self) -> i64 {
-        let sent = frames_to_ms(self.counters.frames_sent.load(Ordering::Relaxed)) as i64;
-        let pos = self.origin_ms.saturating_add(sent);
-        match self.track.blob().is_stream {
-            true => pos,
-            false => pos.min(self.track.blob().length_ms.max(0)),
-        }
-    }
-
-    /// The counters the audio path advances.
-    pub fn counters(&self) -> &Arc<PlaybackCounters> {
-        &self.counters
-    }
-
     /// The playing track.
     pub fn track(&self) -> &AudioTrack {
         &self.track
@@ -86,12 +70,34 @@ impl Playback {
     pub fn set_timer(&mut self, handle: tokio::task::AbortHandle) {
         self.timer = Some(handle);
     }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Whether `epoch` belongs to this track (its start or one of its seeks).
+    pub fn owns_epoch(&self, epoch: u32) -> bool {
+        epoch >= self.first_epoch && epoch <= self.epoch
+    }
+
+    fn position_with(&self, frames_sent: u64) -> i64 {
+        let pos = self
+            .origin_ms
+            .saturating_add(frames_to_ms(frames_sent) as i64);
+        match self.track.blob().is_stream {
+            true => pos,
+            false => pos.min(self.track.blob().length_ms.max(0)),
+        }
+    }
 }
 
 /// A guild's player.
 #[derive(Debug)]
 pub struct Player {
     guild: GuildId,
+    audio: Box<dyn PlayerAudio>,
+    next_epoch: u32,
     volume: i32,
     paused: bool,
     filters: Filters,
@@ -102,9 +108,11 @@ pub struct Player {
 
 impl Player {
     /// A new idle player: volume 100, not paused, no filters, no voice.
-    pub fn new(guild: GuildId) -> Self {
+    pub fn new(guild: GuildId, audio: Box<dyn PlayerAudio>) -> Self {
         Player {
             guild,
+            audio,
+            next_epoch: 1,
             volume: 100,
             paused: false,
             filters: Filters::default(),
@@ -144,18 +152,30 @@ impl Player {
         &self.loss
     }
 
-    /// Whether the Discord voice gateway is open; there is no voice connection yet.
+    /// Whether the Discord voice gateway is open.
     pub fn is_connected(&self) -> bool {
-        false
+        self.audio.is_connected()
+    }
+
+    /// The player's audio path.
+    pub fn audio(&self) -> &dyn PlayerAudio {
+        &*self.audio
+    }
+
+    /// Current position in ms: where the epoch began plus the audio actually sent.
+    pub fn position_ms(&self) -> i64 {
+        self.playback
+            .as_ref()
+            .map_or(0, |p| p.position_with(self.audio.frames_sent(p.epoch)))
     }
 
     /// Position and connection state for `playerUpdate` and `Player.state`.
     pub fn state(&self, now_epoch_ms: u64) -> PlayerState {
         PlayerState {
             time: now_epoch_ms,
-            position: self.playback.as_ref().map_or(0, Playback::position_ms),
+            position: self.position_ms(),
             connected: self.is_connected(),
-            ping: -1,
+            ping: self.audio.ping_ms().unwrap_or(-1),
         }
     }
 
@@ -166,7 +186,7 @@ impl Player {
             track: self
                 .playback
                 .as_ref()
-                .map(|p| p.track.to_json(p.position_ms())),
+                .map(|p| p.track.to_json(self.position_ms())),
             volume: self.volume,
             paused: self.paused,
             state: self.state(now_epoch_ms),
@@ -181,6 +201,7 @@ impl Player {
         if self.voice.as_ref() == Some(&voice) {
             return false;
         }
+        self.audio.set_voice(&voice);
         self.voice = Some(voice);
         true
     }
@@ -193,6 +214,9 @@ impl Player {
             } else {
                 self.loss.on_start(now_ms)
             }
+        }
+        if paused != self.paused {
+            self.audio.set_paused(paused);
         }
         self.paused = paused;
     }
@@ -207,10 +231,12 @@ impl Player {
     /// Sets the volume, clamped to 0–1000.
     pub fn set_volume(&mut self, volume: i32) {
         self.volume = volume.clamp(*VOLUME_RANGE.start(), *VOLUME_RANGE.end());
+        self.audio.set_volume(self.volume as u16);
     }
 
     /// Replaces the filter chain.
     pub fn set_filters(&mut self, filters: Filters, out: &mut Vec<Emitted>) {
+        self.audio.set_filters(&filters);
         self.filters = filters;
         out.push(Emitted::PlayerUpdate);
     }
@@ -220,10 +246,14 @@ impl Player {
     pub fn seek(&mut self, position_ms: i64, now_ms: i64, out: &mut Vec<Emitted>) {
         let Some(p) = &mut self.playback else { return };
         if p.track.is_seekable() {
-            p.origin_ms = position_ms.max(0);
-            p.counters.frames_sent.store(0, Ordering::Relaxed);
+            let target = position_ms.max(0);
+            p.origin_ms = target;
+            p.epoch = self.next_epoch;
+            self.next_epoch += 1;
+            self.audio.seek(target as u64, p.epoch);
         }
-        let passed_marker = p.end_time_ms.is_some_and(|end| p.position_ms() >= end);
+        let position = p.position_with(self.audio.frames_sent(p.epoch));
+        let passed_marker = p.end_time_ms.is_some_and(|end| position >= end);
         out.push(Emitted::PlayerUpdate);
         if passed_marker {
             self.end_track(TrackEndReason::Finished, now_ms, out);
@@ -233,8 +263,9 @@ impl Player {
     /// Sets the end marker on the playing track. A marker at or before the current
     /// position is ignored, as lavaplayer ignores a late marker.
     pub fn set_end_time(&mut self, end_ms: i64) {
+        let position = self.position_ms();
         if let Some(p) = &mut self.playback {
-            if end_ms > p.position_ms() {
+            if end_ms > position {
                 p.end_time_ms = Some(end_ms);
             }
         }
@@ -256,11 +287,15 @@ impl Player {
             guild_id: self.guild.to_string(),
             track: track.to_json(origin_ms),
         };
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        self.audio.play(&track, origin_ms as u64, epoch);
         self.playback = Some(Playback {
             serial,
             track,
             origin_ms,
-            counters: Arc::default(),
+            first_epoch: epoch,
+            epoch,
             end_time_ms,
             timer: None,
         });
@@ -277,10 +312,12 @@ impl Player {
         now_ms: i64,
         out: &mut Vec<Emitted>,
     ) -> bool {
+        let position = self.position_ms();
         let Some(p) = self.playback.take() else {
             return false;
         };
-        let track = p.track.to_json(p.position_ms());
+        self.audio.stop();
+        let track = p.track.to_json(position);
         self.loss.on_end(now_ms);
         out.push(Emitted::Event(Event::TrackEndEvent {
             guild_id: self.guild.to_string(),
@@ -288,6 +325,12 @@ impl Player {
             reason,
         }));
         true
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        self.audio.destroy();
     }
 }
 

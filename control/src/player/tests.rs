@@ -1,6 +1,50 @@
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::*;
+
+/// An audio path whose sent-frame count the test sets, recording every call.
+#[derive(Debug, Default, Clone)]
+struct FakeAudio {
+    frames: Arc<AtomicU64>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl PlayerAudio for FakeAudio {
+    fn play(&mut self, _: &AudioTrack, start_ms: u64, epoch: u32) {
+        self.frames.store(0, Ordering::Relaxed);
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("play {start_ms} e{epoch}"));
+    }
+    fn stop(&mut self) {
+        self.calls.lock().unwrap().push("stop".into());
+    }
+    fn seek(&mut self, position_ms: u64, epoch: u32) {
+        self.frames.store(0, Ordering::Relaxed);
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("seek {position_ms} e{epoch}"));
+    }
+    fn set_paused(&mut self, paused: bool) {
+        self.calls.lock().unwrap().push(format!("paused {paused}"));
+    }
+    fn set_volume(&mut self, volume: u16) {
+        self.calls.lock().unwrap().push(format!("volume {volume}"));
+    }
+    fn set_filters(&mut self, _: &Filters) {}
+    fn set_voice(&mut self, _: &VoiceState) {}
+    fn frames_sent(&self, _: u32) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+}
+
+fn fake_player() -> (Player, FakeAudio) {
+    let audio = FakeAudio::default();
+    (Player::new(guild(), Box::new(audio.clone())), audio)
+}
 use crate::track::codec::{SourceData, TrackBlob};
 
 fn track(length_ms: i64, is_stream: bool, position_ms: i64) -> AudioTrack {
@@ -37,50 +81,59 @@ fn kinds(out: &[Emitted]) -> Vec<String> {
 
 #[test]
 fn position_counts_frames_actually_sent() {
-    let mut p = Player::new(guild());
+    let (mut p, audio) = fake_player();
     let mut out = vec![];
     p.play(track(60_000, false, 1_000), None, 1, 0, &mut out);
     assert_eq!(kinds(&out), ["start", "update"]);
-    let playback = p.playback().unwrap();
-    assert_eq!(playback.position_ms(), 1_000);
-    playback
-        .counters()
-        .frames_sent
-        .store(150, Ordering::Relaxed);
+    assert_eq!(p.position_ms(), 1_000);
+    audio.frames.store(150, Ordering::Relaxed);
     assert_eq!(p.state(0).position, 1_000 + 150 * 20);
     // Never past the track's length.
-    p.playback()
-        .unwrap()
-        .counters()
-        .frames_sent
-        .store(1_000_000, Ordering::Relaxed);
+    audio.frames.store(1_000_000, Ordering::Relaxed);
     assert_eq!(p.state(0).position, 60_000);
 }
 
 #[test]
-fn seek_restarts_counting_and_streams_ignore_it() {
-    let mut p = Player::new(guild());
+fn seek_starts_a_new_epoch_and_streams_ignore_it() {
+    let (mut p, audio) = fake_player();
     let mut out = vec![];
     p.play(track(60_000, false, 0), None, 1, 0, &mut out);
-    p.playback()
-        .unwrap()
-        .counters()
-        .frames_sent
-        .store(10, Ordering::Relaxed);
+    audio.frames.store(10, Ordering::Relaxed);
     p.seek(30_000, 0, &mut out);
     assert_eq!(p.state(0).position, 30_000);
     p.seek(-5, 0, &mut out);
     assert_eq!(p.state(0).position, 0);
+    p.set_paused(true, 0);
+    p.set_volume(50);
+    assert_eq!(
+        *audio.calls.lock().unwrap(),
+        [
+            "play 0 e1",
+            "seek 30000 e2",
+            "seek 0 e3",
+            "paused true",
+            "volume 50"
+        ]
+    );
+    let epoch = p.playback().unwrap().epoch();
+    assert!(p.playback().unwrap().owns_epoch(1) && p.playback().unwrap().owns_epoch(epoch));
 
-    let mut s = Player::new(guild());
+    let (mut s, audio) = fake_player();
     s.play(track(i64::MAX, true, 0), None, 2, 0, &mut out);
+    audio.frames.store(100, Ordering::Relaxed);
     s.seek(5_000, 0, &mut out);
-    assert_eq!(s.state(0).position, 0);
+    assert_eq!(s.state(0).position, 2_000, "a stream keeps its position");
+    assert!(!audio
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|c| c.starts_with("seek")));
 }
 
 #[test]
 fn end_marker_rules() {
-    let mut p = Player::new(guild());
+    let mut p = Player::new(guild(), Box::new(FakeAudio::default()));
     let mut out = vec![];
     // A marker at or before the start position is ignored on play.
     p.play(track(60_000, false, 5_000), Some(5_000), 1, 0, &mut out);
@@ -101,7 +154,7 @@ fn end_marker_rules() {
 
 #[test]
 fn replace_stop_and_volume() {
-    let mut p = Player::new(guild());
+    let mut p = Player::new(guild(), Box::new(FakeAudio::default()));
     let mut out = vec![];
     assert!(
         !p.end_track(TrackEndReason::Stopped, 0, &mut out),
@@ -122,7 +175,7 @@ fn replace_stop_and_volume() {
 
 #[test]
 fn playing_means_a_track_and_not_paused() {
-    let mut p = Player::new(guild());
+    let mut p = Player::new(guild(), Box::new(FakeAudio::default()));
     assert!(!p.is_playing());
     p.set_paused(true, 0);
     let mut out = vec![];
@@ -139,7 +192,7 @@ fn playing_means_a_track_and_not_paused() {
 
 #[test]
 fn voice_state_reuse() {
-    let mut p = Player::new(guild());
+    let mut p = Player::new(guild(), Box::new(FakeAudio::default()));
     let v = VoiceState {
         token: "t".into(),
         endpoint: "e".into(),

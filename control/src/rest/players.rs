@@ -188,7 +188,13 @@ pub(super) async fn patch_player(
     };
 
     let mut players = session.players();
-    let player = players.entry(guild).or_insert_with(|| Player::new(guild));
+    if !players.contains_key(&guild) {
+        let audio = node.audio.create(&session, guild)?;
+        players.insert(guild, Player::new(guild, audio));
+    }
+    let Some(player) = players.get_mut(&guild) else {
+        return Err(ApiError::internal("player vanished"));
+    };
     let mut out = Vec::new();
     let result = apply(
         &session, player, update, filters, request, loaded, no_replace, &mut out,

@@ -239,7 +239,7 @@ impl Session {
             self.send_player_update(player);
             return true;
         }
-        let frames = playback.counters().frames_sent.load(Ordering::Relaxed);
+        let frames = player.audio().frames_sent(playback.epoch());
         if frames != *frames_seen {
             *frames_seen = frames;
             return true;
