@@ -188,12 +188,10 @@ pub(super) async fn patch_player(
     };
 
     let mut players = session.players();
-    if !players.contains_key(&guild) {
-        let audio = node.audio.create(&session, guild)?;
-        players.insert(guild, Player::new(guild, audio));
-    }
-    let Some(player) = players.get_mut(&guild) else {
-        return Err(ApiError::internal("player vanished"));
+    let player = match players.entry(guild) {
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::btree_map::Entry::Vacant(v) => v.insert(Player::new(guild, node.audio.create(&session, guild)?)),
+    };
     };
     let mut out = Vec::new();
     let result = apply(
