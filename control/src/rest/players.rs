@@ -190,8 +190,9 @@ pub(super) async fn patch_player(
     let mut players = session.players();
     let player = match players.entry(guild) {
         std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::btree_map::Entry::Vacant(v) => v.insert(Player::new(guild, node.audio.create(&session, guild)?)),
-    };
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(Player::new(guild, node.audio.create(&session, guild)?))
+        }
     };
     let mut out = Vec::new();
     let result = apply(
