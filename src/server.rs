@@ -5,9 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quaver_control::loader::TrackLoader;
-use quaver_control::player::DetachedFactory;
+use std::path::PathBuf;
+
+use quaver_control::loader::{SourceManager, TrackLoader};
+use quaver_control::media::{Media, MediaSettings, NoVoice, OutputFactory};
+use quaver_control::sources::local::LocalSource;
 use quaver_control::{BuildInfo, ControlConfig, Node};
+use quaver_engine::clock::SystemClock;
+use quaver_engine::decode::DecodePool;
+use quaver_engine::{Engine, EngineConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -18,7 +24,58 @@ use crate::config::Config;
 pub struct Running {
     addr: SocketAddr,
     node: Arc<Node>,
+    media: Arc<Media>,
     server: JoinHandle<io::Result<()>>,
+}
+
+/// Everything that makes sound: the engine, the decoders, the sources and where
+/// connected players' packets go.
+pub struct AudioSetup {
+    /// Tick threads and capacity.
+    pub engine: EngineConfig,
+    /// Decode threads.
+    pub decode_threads: usize,
+    /// Encoder quality, buffer and stuck threshold.
+    pub media: MediaSettings,
+    /// Voice transport.
+    pub outputs: Arc<dyn OutputFactory>,
+    /// `lavalink.server.sources.local`, with `quaver.sources.localRoots`.
+    pub local: Option<Vec<PathBuf>>,
+}
+
+impl std::fmt::Debug for AudioSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioSetup")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a tick thread spins before each deadline instead of sleeping.
+const DEFAULT_SPIN: Duration = Duration::from_micros(100);
+
+/// The audio setup the configuration describes.
+pub fn audio_setup(config: &Config) -> AudioSetup {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let q = &config.quaver;
+    let l = &config.lavalink;
+    AudioSetup {
+        engine: EngineConfig {
+            threads: q.effective_engine_threads(cores),
+            cpus: q.engine_cpus.clone(),
+            realtime_priority: q.engine_realtime_priority,
+            max_players: q.engine_max_players,
+            spin: DEFAULT_SPIN,
+        },
+        decode_threads: q.effective_decode_threads(cores),
+        media: MediaSettings {
+            opus_quality: l.opus_encoding_quality,
+            buffer_ms: l.effective_frame_buffer_duration_ms(),
+            stuck_threshold_ms: l.effective_track_stuck_threshold_ms(),
+        },
+        outputs: Arc::new(NoVoice),
+        local: l.sources.local.then(|| q.local_roots.clone()),
+    }
 }
 
 /// The control-plane settings derived from the node configuration.
@@ -74,18 +131,31 @@ impl Running {
         if !config.lavalink.ratelimit.ip_blocks.is_empty() {
             tracing::warn!("lavalink.server.ratelimit.ipBlocks is set, but Quaver has no IP-rotating route planner; requests use the default route");
         }
-        Self::serve(control_config(config), listener).await
+        Self::serve(control_config(config), audio_setup(config), listener).await
     }
 
-    /// Serves the control plane with explicit control settings (tests shorten its
-    /// timers this way).
-    pub async fn serve(control: ControlConfig, listener: TcpListener) -> io::Result<Running> {
+    /// Serves with explicit settings (tests shorten timers and capture packets this way).
+    pub async fn serve(
+        control: ControlConfig,
+        audio: AudioSetup,
+        listener: TcpListener,
+    ) -> io::Result<Running> {
         let addr = listener.local_addr()?;
-        let node = Node::new(
-            control,
-            Arc::new(TrackLoader::default()),
-            Arc::new(DetachedFactory),
+        let mut sources: Vec<Box<dyn SourceManager>> = Vec::new();
+        if let Some(roots) = &audio.local {
+            sources.push(Box::new(LocalSource::new(roots)));
+        }
+        let loader = Arc::new(TrackLoader::new(sources));
+        let engine = Arc::new(Engine::start(&audio.engine, Arc::new(SystemClock))?);
+        tracing::info!(
+            threads = engine.threads(),
+            capacity = engine.capacity(),
+            decode_threads = audio.decode_threads,
+            "audio engine started"
         );
+        let decoders = DecodePool::start(audio.decode_threads)?;
+        let media = Media::start(engine, decoders, audio.media, audio.outputs, loader.clone());
+        let node = Node::new(control, loader, Arc::new(media.clone()));
         let app = quaver_control::router(node.clone());
         let mut shutdown = node.shutdown_signal();
         let server = tokio::spawn(async move {
@@ -96,7 +166,12 @@ impl Running {
                 .await
         });
         tracing::info!(%addr, "Quaver is ready to accept connections");
-        Ok(Running { addr, node, server })
+        Ok(Running {
+            addr,
+            node,
+            media,
+            server,
+        })
     }
 
     /// The address the server listens on.
@@ -109,9 +184,15 @@ impl Running {
         &self.node
     }
 
+    /// The audio side (engine statistics).
+    pub fn media(&self) -> &Arc<Media> {
+        &self.media
+    }
+
     /// Closes every client socket with 1001, destroys all sessions and stops serving.
     pub async fn shutdown(self) -> io::Result<()> {
         self.node.shutdown();
+        self.media.engine().shutdown();
         match tokio::time::timeout(Duration::from_secs(5), self.server).await {
             Ok(joined) => joined.map_err(io::Error::other)?,
             Err(_) => Ok(()),

@@ -6,28 +6,13 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use quaver_control::track::codec::{self, SourceData, TrackBlob};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const GUILD: &str = "817327181659111454";
 
 fn stream_track() -> String {
-    codec::encode_base64(&TrackBlob {
-        version: 3,
-        title: "Radio".into(),
-        author: "Live".into(),
-        length_ms: i64::MAX,
-        identifier: "http://radio.example/stream".into(),
-        is_stream: true,
-        uri: Some("http://radio.example/stream".into()),
-        artwork_url: None,
-        isrc: None,
-        source_name: "http".into(),
-        source_data: SourceData::Probe("mp3".into()),
-        position_ms: 0,
-    })
-    .unwrap()
+    local_track("sine.mp3", "Radio", i64::MAX, 0, true)
 }
 
 #[tokio::test]
@@ -91,23 +76,24 @@ async fn play_replace_stop_events_in_order() {
     let (status, p) = node
         .patch(
             &path,
-            json!({"track": {"encoded": P3, "userData": {"requester": 42}}}),
+            json!({"track": {"encoded": track_p(), "userData": {"requester": 42}}}),
         )
         .await;
     assert_eq!(status, 200, "{p}");
-    // The blob's trailer position is honoured: P3 starts at 2:39.
+    // The blob's trailer position is honoured: track P starts at 2:39.58.
     assert_eq!(p["state"]["position"], 159580);
     assert_eq!(p["track"]["info"]["position"], 159580);
     assert_eq!(p["track"]["userData"], json!({"requester": 42}));
     assert_eq!(
-        p["track"]["encoded"], P3,
+        p["track"]["encoded"],
+        track_p(),
         "v3 re-encoding with the same position is byte-identical"
     );
 
     let start = c.next_event().await;
     assert_eq!(start["type"], "TrackStartEvent");
     assert_eq!(start["guildId"], GUILD);
-    assert_eq!(start["track"]["info"]["title"], "Nosebleed Section");
+    assert_eq!(start["track"]["info"]["title"], "Track P");
     let upd = c.next_op("playerUpdate").await;
     assert_eq!(upd["guildId"], GUILD);
     assert_eq!(upd["state"]["position"], 159580);
@@ -115,7 +101,7 @@ async fn play_replace_stop_events_in_order() {
 
     // Replacing: TrackEnd(replaced) for the old track, then TrackStart.
     let (_, p) = node
-        .patch(&path, json!({"encodedTrack": Y3, "position": 1000}))
+        .patch(&path, json!({"encodedTrack": track_a(), "position": 1000}))
         .await;
     assert_eq!(p["state"]["position"], 1000);
     let end = c.next_event().await;
@@ -123,10 +109,10 @@ async fn play_replace_stop_events_in_order() {
         (end["type"].as_str(), end["reason"].as_str()),
         (Some("TrackEndEvent"), Some("replaced"))
     );
-    assert_eq!(end["track"]["info"]["identifier"], "LWMR-kcwG-8");
+    assert_eq!(end["track"]["info"]["identifier"], media_id("sine.ogg"));
     let start = c.next_event().await;
     assert_eq!(start["type"], "TrackStartEvent");
-    assert_eq!(start["track"]["info"]["identifier"], "dQw4w9WgXcQ");
+    assert_eq!(start["track"]["info"]["identifier"], media_id("sine.mp3"));
     assert_eq!(
         start["track"]["userData"],
         json!({}),
@@ -144,7 +130,7 @@ async fn play_replace_stop_events_in_order() {
     // Stopping an idle player emits nothing.
     node.patch(&path, json!({"encodedTrack": null})).await;
     // DELETE of a playing player ends its track with `stopped`.
-    node.patch(&path, json!({"encodedTrack": H3})).await;
+    node.patch(&path, json!({"encodedTrack": track_b()})).await;
     assert_eq!(c.next_event().await["type"], "TrackStartEvent");
     assert_eq!(node.delete(&path).await, 204);
     let end = c.next_event().await;
@@ -152,7 +138,7 @@ async fn play_replace_stop_events_in_order() {
         (end["type"].as_str(), end["reason"].as_str()),
         (Some("TrackEndEvent"), Some("stopped"))
     );
-    assert_eq!(end["track"]["pluginInfo"], json!({"probeInfo": "mp3"}));
+    assert_eq!(end["track"]["pluginInfo"], json!({"probeInfo": "flac"}));
 }
 
 #[tokio::test]
@@ -163,10 +149,10 @@ async fn pause_volume_no_replace_user_data() {
     // Paused is applied before play and reset by a new track unless given.
     let (_, p) = node.patch(&path, json!({"paused": true})).await;
     assert_eq!(p["paused"], true);
-    let (_, p) = node.patch(&path, json!({"encodedTrack": Y3})).await;
+    let (_, p) = node.patch(&path, json!({"encodedTrack": track_a()})).await;
     assert_eq!(p["paused"], false, "a new track un-pauses");
     let (_, p) = node
-        .patch(&path, json!({"encodedTrack": Y3, "paused": true}))
+        .patch(&path, json!({"encodedTrack": track_a(), "paused": true}))
         .await;
     assert_eq!(p["paused"], true);
     assert_eq!(
@@ -187,10 +173,10 @@ async fn pause_volume_no_replace_user_data() {
     let (_, p) = node
         .patch(
             &format!("{path}?noReplace=true"),
-            json!({"encodedTrack": P3, "volume": 55, "paused": false}),
+            json!({"encodedTrack": track_p(), "volume": 55, "paused": false}),
         )
         .await;
-    assert_eq!(p["track"]["info"]["identifier"], "dQw4w9WgXcQ");
+    assert_eq!(p["track"]["info"]["identifier"], media_id("sine.mp3"));
     assert_eq!(
         (p["volume"].as_i64(), p["paused"].as_bool()),
         (Some(55), Some(true))
@@ -205,10 +191,10 @@ async fn pause_volume_no_replace_user_data() {
     let (_, p) = node
         .patch(
             &format!("{other}?noReplace=true"),
-            json!({"encodedTrack": P3}),
+            json!({"encodedTrack": track_p()}),
         )
         .await;
-    assert_eq!(p["track"]["info"]["identifier"], "LWMR-kcwG-8");
+    assert_eq!(p["track"]["info"]["identifier"], media_id("sine.ogg"));
     let (status, _) = node
         .patch(&format!("{other}?noReplace=maybe"), json!({}))
         .await;
@@ -221,7 +207,7 @@ async fn seek_end_time_and_streams() {
     let node = TestNode::start().await;
     let mut c = node.connect().await;
     let path = node.player_path(&c, GUILD);
-    node.patch(&path, json!({"encodedTrack": Y3, "endTime": 50_000}))
+    node.patch(&path, json!({"encodedTrack": track_a(), "endTime": 50_000}))
         .await;
     assert_eq!(c.next_event().await["type"], "TrackStartEvent");
     let (_, p) = node.patch(&path, json!({"position": 30_000})).await;
@@ -342,17 +328,17 @@ async fn bad_input_gets_lavalink_errors_and_keeps_the_session() {
     let path = node.player_path(&c, GUILD);
     let cases: Vec<(Value, u16, Option<&str>)> = vec![
         (
-            json!({"track": {"encoded": Y3}, "encodedTrack": Y3}),
+            json!({"track": {"encoded": track_a()}, "encodedTrack": track_a()}),
             400,
             Some("Cannot specify both track and encodedTrack/identifier"),
         ),
         (
-            json!({"track": {"encoded": Y3, "identifier": "x"}}),
+            json!({"track": {"encoded": track_a(), "identifier": "x"}}),
             400,
             Some("Cannot specify both encodedTrack and identifier"),
         ),
         (
-            json!({"encodedTrack": Y3, "identifier": "x"}),
+            json!({"encodedTrack": track_a(), "identifier": "x"}),
             400,
             Some("Cannot specify both encodedTrack and identifier"),
         ),
@@ -399,7 +385,7 @@ async fn bad_input_gets_lavalink_errors_and_keeps_the_session() {
         assert_eq!(status, 400, "{guild}: {body}");
     }
     // The session and its socket survived all of it.
-    let (status, _) = node.patch(&path, json!({"encodedTrack": Y3})).await;
+    let (status, _) = node.patch(&path, json!({"encodedTrack": track_a()})).await;
     assert_eq!(status, 200);
     assert_eq!(c.next_event().await["type"], "TrackStartEvent");
 }
@@ -412,7 +398,7 @@ async fn player_updates_and_cleanup_without_voice() {
     let node = TestNode::start_with(cfg).await;
     let mut c = node.connect().await;
     let path = node.player_path(&c, GUILD);
-    node.patch(&path, json!({"encodedTrack": Y3})).await;
+    node.patch(&path, json!({"encodedTrack": track_a()})).await;
     assert_eq!(c.next_event().await["type"], "TrackStartEvent");
     // Periodic updates while playing; no voice connection means no frames pulled,
     // so the position stays where it started.

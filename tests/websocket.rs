@@ -109,7 +109,7 @@ async fn ready_then_stats_and_text_is_ignored() {
         .await
         .unwrap();
     let path = node.player_path(&c, "1");
-    node.patch(&path, json!({"encodedTrack": Y3})).await;
+    node.patch(&path, json!({"encodedTrack": track_a()})).await;
     assert_eq!(c.next_event().await["type"], "TrackStartEvent");
     // A second client gets its own session.
     let other = node.connect().await;
@@ -178,7 +178,7 @@ async fn non_resumable_session_dies_with_its_socket() {
     let node = TestNode::start().await;
     let c = node.connect().await;
     let path = node.player_path(&c, "1");
-    node.patch(&path, json!({"encodedTrack": Y3})).await;
+    node.patch(&path, json!({"encodedTrack": track_a()})).await;
     drop(c);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(node.get(&path).await.0, 404);
@@ -205,8 +205,11 @@ async fn resume_replays_queued_events_in_order_then_player_updates() {
     .await;
     for guild in ["1", "2"] {
         let p = node.player_path(&c, guild);
-        node.patch(&p, json!({"encodedTrack": Y3, "paused": guild == "2"}))
-            .await;
+        node.patch(
+            &p,
+            json!({"encodedTrack": track_a(), "paused": guild == "2"}),
+        )
+        .await;
     }
     let mut seen = 0;
     while seen < 2 {
@@ -301,8 +304,11 @@ async fn resume_timeout_destroys_the_session() {
         json!({"resuming": true, "timeout": 1}),
     )
     .await;
-    node.patch(&node.player_path(&c, "1"), json!({"encodedTrack": Y3}))
-        .await;
+    node.patch(
+        &node.player_path(&c, "1"),
+        json!({"encodedTrack": track_a()}),
+    )
+    .await;
     drop(c);
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(node.get("/v4/stats").await.1["players"], 0);

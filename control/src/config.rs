@@ -21,8 +21,6 @@ pub struct ControlConfig {
     pub track_stuck_threshold_ms: u64,
     /// Names of filters disabled in the config (`lavalink.server.filters.<name>: false`).
     pub disabled_filters: Vec<String>,
-    /// Names of the source managers that are registered, in registration order.
-    pub source_managers: Vec<String>,
     /// Whether a route planner is configured (`ratelimit.ipBlocks` non-empty).
     pub route_planner: bool,
     /// What `/version` and `/v4/info` report.
@@ -74,7 +72,6 @@ impl Default for ControlConfig {
             cleanup_threshold: Duration::from_secs(60),
             track_stuck_threshold_ms: 10_000,
             disabled_filters: Vec::new(),
-            source_managers: Vec::new(),
             route_planner: false,
             build: BuildInfo::default(),
         }

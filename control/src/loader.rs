@@ -4,8 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use quaver_engine::decode::Opener;
+
 use crate::audio_track::AudioTrack;
 use crate::protocol::track::{Exception, LoadResult, Playlist, PlaylistInfo, Severity};
+use crate::track::codec::TrackBlob;
 
 /// What a source produced for an identifier.
 #[derive(Debug, Clone)]
@@ -69,6 +72,11 @@ pub trait SourceManager: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Resolves `identifier`, or `None` when it is not this source's kind.
     fn load<'a>(&'a self, identifier: &'a str) -> BoxFuture<'a, Option<LoadOutcome>>;
+    /// Opens a track of this source for decoding (called on the control plane; the
+    /// returned opener runs on a decode thread and may block), with a format hint.
+    fn opener(&self, _track: &TrackBlob) -> Option<(Opener, Option<String>)> {
+        None
+    }
 }
 
 /// Resolves identifiers against the registered sources.
@@ -86,6 +94,14 @@ impl TrackLoader {
     /// Names of the registered sources, in order (`/v4/info` `sourceManagers`).
     pub fn source_names(&self) -> Vec<String> {
         self.sources.iter().map(|s| s.name().to_owned()).collect()
+    }
+
+    /// Opens a track with the source manager that produced it.
+    pub fn opener(&self, track: &TrackBlob) -> Option<(Opener, Option<String>)> {
+        self.sources
+            .iter()
+            .find(|s| s.name() == track.source_name)?
+            .opener(track)
     }
 
     /// Resolves an identifier; `Empty` when no source claims it.

@@ -61,6 +61,12 @@ impl Volume {
         self.step = 0;
     }
 
+    /// Jumps to the target without a ramp (a new track starts at the set volume).
+    pub fn snap(&mut self) {
+        self.from = self.to;
+        self.step = RAMP_FRAMES;
+    }
+
     /// The volume for the frame about to be produced.
     pub fn current(&self) -> u16 {
         if self.step >= RAMP_FRAMES {

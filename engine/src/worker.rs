@@ -210,6 +210,7 @@ impl Worker {
                     return self.emit(EngineToControl::Retired(Retired::Frames(frames)));
                 };
                 let old = p.frames.replace(frames);
+                p.volume.snap();
                 p.epoch = epoch;
                 p.ended = false;
                 p.empty_ticks = 0;

@@ -5,9 +5,18 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
 use futures_util::StreamExt;
-use quaver::server::Running;
+use quaver::server::{AudioSetup, Running};
+use quaver_control::ids::GuildId;
+use quaver_control::media::{MediaSettings, OutputFactory};
+use quaver_control::protocol::player::VoiceState;
 use quaver_control::ControlConfig;
+use quaver_engine::output::{capture, Captured, PacketOutput};
+use quaver_engine::EngineConfig;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -22,9 +31,66 @@ pub const Y3: &str = "QAAA2QMAPFJpY2sgQXN0bGV5IC0gTmV2ZXIgR29ubmEgR2l2ZSBZb3UgVX
 pub const P3: &str = "QAAAxAMAEU5vc2VibGVlZCBTZWN0aW9uABtTaWdodGxlc3MgaW4gU2hhZG93IC0gVG9waWMAAAAAAAJxAAALTFdNUi1rY3dHLTgAAQAraHR0cHM6Ly93d3cueW91dHViZS5jb20vd2F0Y2g/dj1MV01SLWtjd0ctOAEAOmh0dHBzOi8vaS55dGltZy5jb20vdmlfd2VicC9MV01SLWtjd0ctOC9tYXhyZXNkZWZhdWx0LndlYnAAAAd5b3V0dWJlAAAAAAACb1w=";
 pub const H3: &str = "QAAAjQMAC0RlYXRoIG9mIE1lAApTQUlOVCBQSE5YAAAAAAAAdVgAKGh0dHBzOi8vd3d3Lm1ib3hkcml2ZS5jb20vc3RhcnRtdXNpYy5tcDMAAQAoaHR0cHM6Ly93d3cubWJveGRyaXZlLmNvbS9zdGFydG11c2ljLm1wMwAAAARodHRwAANtcDMAAAAAAAAAAA==";
 
+/// The project's test media (2 s of a 1 kHz sine in every format).
+pub fn media_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/media"))
+        .canonicalize()
+        .unwrap()
+}
+
+/// Stands in for the voice transport: a player with a voice state sends its packets
+/// into a capture that the test reads.
+#[derive(Default)]
+pub struct Captures {
+    by_guild: Mutex<HashMap<GuildId, Captured>>,
+}
+
+impl OutputFactory for Captures {
+    fn output_for(&self, guild: GuildId, _: &VoiceState) -> Option<Box<dyn PacketOutput>> {
+        let (out, captured) = capture(1 << 22);
+        self.by_guild.lock().unwrap().insert(guild, captured);
+        Some(Box::new(out))
+    }
+}
+
+impl Captures {
+    /// Packets captured for a guild since the last call.
+    pub fn take(&self, guild: &str) -> Vec<Vec<u8>> {
+        let guild: GuildId = guild.parse().unwrap();
+        self.by_guild
+            .lock()
+            .unwrap()
+            .get_mut(&guild)
+            .map(|c| c.drain())
+            .unwrap_or_default()
+    }
+}
+
+/// A small engine for tests: one tick thread that sleeps (no spinning on shared cores).
+pub fn test_audio(outputs: Arc<Captures>) -> AudioSetup {
+    AudioSetup {
+        engine: EngineConfig {
+            threads: 1,
+            cpus: vec![],
+            realtime_priority: None,
+            max_players: 64,
+            spin: Duration::ZERO,
+        },
+        decode_threads: 1,
+        media: MediaSettings {
+            opus_quality: 5,
+            buffer_ms: 1000,
+            stuck_threshold_ms: 10_000,
+        },
+        outputs,
+        local: Some(vec![media_dir()]),
+    }
+}
+
 /// A node under test.
 pub struct TestNode {
     pub running: Running,
+    pub captures: Arc<Captures>,
     pub base: String,
     pub http: reqwest::Client,
 }
@@ -46,10 +112,14 @@ impl TestNode {
 
     pub async fn start_with(config: ControlConfig) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let running = Running::serve(config, listener).await.unwrap();
+        let captures = Arc::new(Captures::default());
+        let running = Running::serve(config, test_audio(captures.clone()), listener)
+            .await
+            .unwrap();
         let base = format!("http://{}", running.local_addr());
         TestNode {
             running,
+            captures,
             base,
             http: reqwest::Client::new(),
         }
@@ -195,4 +265,59 @@ impl Client {
             }
         }
     }
+}
+
+/// An encoded local-source track for a file in the test media, with a given title,
+/// stated length and start position.
+pub fn local_track(
+    file: &str,
+    title: &str,
+    length_ms: i64,
+    position_ms: i64,
+    is_stream: bool,
+) -> String {
+    use quaver_control::track::codec::{encode_base64, SourceData, TrackBlob};
+    let path = media_dir().join(file).to_string_lossy().into_owned();
+    let probe = match file.rsplit('.').next() {
+        Some("flac") => "flac",
+        Some("ogg") | Some("opus") => "ogg",
+        Some("webm") => "matroska/webm",
+        Some("m4a") => "mp4",
+        _ => "mp3",
+    };
+    encode_base64(&TrackBlob {
+        version: 3,
+        title: title.into(),
+        author: "Quaver Tests".into(),
+        length_ms,
+        identifier: path.clone(),
+        is_stream,
+        uri: Some(path),
+        artwork_url: None,
+        isrc: None,
+        source_name: "local".into(),
+        source_data: SourceData::Probe(probe.into()),
+        position_ms,
+    })
+    .unwrap()
+}
+
+/// Track A: sine.mp3, stated as 5 minutes long.
+pub fn track_a() -> String {
+    local_track("sine.mp3", "Track A", 300_000, 0, false)
+}
+
+/// Track B: sine.flac.
+pub fn track_b() -> String {
+    local_track("sine.flac", "Track B", 300_000, 0, false)
+}
+
+/// Track P: sine.ogg, starting at 2:39.58 (a blob with a position trailer).
+pub fn track_p() -> String {
+    local_track("sine.ogg", "Track P", 300_000, 159_580, false)
+}
+
+/// The identifier (path) of a test media file.
+pub fn media_id(file: &str) -> String {
+    media_dir().join(file).to_string_lossy().into_owned()
 }

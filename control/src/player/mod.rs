@@ -71,6 +71,11 @@ impl Playback {
         self.timer = Some(handle);
     }
 
+    /// The end marker, if set.
+    pub fn end_time_ms(&self) -> Option<i64> {
+        self.end_time_ms
+    }
+
     /// The current epoch.
     pub fn epoch(&self) -> u32 {
         self.epoch

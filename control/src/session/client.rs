@@ -11,9 +11,11 @@ use super::outbox::{Mode, Outbox};
 use crate::audio_track::AudioTrack;
 use crate::config::ControlConfig;
 use crate::ids::{GuildId, SessionId, UserId};
+use crate::loader::LoadFailure;
 use crate::player::{Emitted, Player};
-use crate::protocol::messages::{OutgoingMessage, TrackEndReason};
+use crate::protocol::messages::{Event, OutgoingMessage, TrackEndReason};
 use crate::protocol::player::Player as PlayerJson;
+use crate::protocol::track::{Exception, Severity};
 use crate::rest::error::epoch_millis;
 
 /// `PATCH /v4/sessions/{id}` state: whether and for how long to keep the session
@@ -225,9 +227,100 @@ impl Session {
         }
     }
 
+    /// The playing track's current epoch, if `epoch` belongs to it.
+    pub fn current_epoch(&self, guild: GuildId, epoch: u32) -> Option<u32> {
+        let players = self.players.lock();
+        let playback = players.get(&guild)?.playback()?;
+        playback.owns_epoch(epoch).then(|| playback.epoch())
+    }
+
+    /// The engine sent the last frame of the track of `epoch`.
+    pub fn on_track_finished(&self, guild: GuildId, epoch: u32) {
+        self.with_track(guild, epoch, |player, out| {
+            player.end_track(TrackEndReason::Finished, now_ms(), out);
+        });
+    }
+
+    /// The track of `epoch` failed: before any audio (`load_failed`, a
+    /// `loadFailed` end) or mid-track (a `finished` end, as Lavalink reports it).
+    pub fn on_track_failed(&self, guild: GuildId, epoch: u32, message: String, load_failed: bool) {
+        self.with_track(guild, epoch, |player, out| {
+            let Some(playback) = player.playback() else {
+                return;
+            };
+            let track = playback.track().to_json(player.position_ms());
+            let exception = if load_failed {
+                LoadFailure {
+                    message,
+                    severity: Severity::Common,
+                    cause: None,
+                }
+                .to_exception()
+            } else {
+                Exception {
+                    message: Some("Something broke when playing the track.".into()),
+                    severity: Severity::Fault,
+                    cause: format!("java.lang.RuntimeException: {message}"),
+                    cause_stack_trace: format!("java.lang.RuntimeException: {message}"),
+                }
+            };
+            out.push(Emitted::Event(Event::TrackExceptionEvent {
+                guild_id: guild.to_string(),
+                track,
+                exception,
+            }));
+            let reason = if load_failed {
+                TrackEndReason::LoadFailed
+            } else {
+                TrackEndReason::Finished
+            };
+            player.end_track(reason, now_ms(), out);
+        });
+    }
+
+    /// No audio arrived for the stuck threshold (reported once per track).
+    pub fn on_track_stuck(&self, guild: GuildId, epoch: u32, threshold_ms: u64) {
+        self.with_track(guild, epoch, |player, out| {
+            let Some(playback) = player.playback() else {
+                return;
+            };
+            let track = playback.track().to_json(player.position_ms());
+            out.push(Emitted::Event(Event::TrackStuckEvent {
+                guild_id: guild.to_string(),
+                track,
+                threshold_ms,
+            }));
+            out.push(Emitted::PlayerUpdate);
+        });
+    }
+
+    /// Runs `f` on the player if its current track owns `epoch`, then sends what it emitted.
+    fn with_track(
+        &self,
+        guild: GuildId,
+        epoch: u32,
+        f: impl FnOnce(&mut Player, &mut Vec<Emitted>),
+    ) {
+        let mut players = self.players.lock();
+        let Some(player) = players.get_mut(&guild) else {
+            return;
+        };
+        if !player.playback().is_some_and(|p| p.owns_epoch(epoch)) {
+            return;
+        }
+        let mut out = Vec::new();
+        f(player, &mut out);
+        self.flush(player, out);
+    }
+
     /// Runs one timer step for the playback `serial`; false once it has ended.
-    /// A cleanup step ends the track only if no frame was sent since the last step.
-    fn on_timer(&self, guild: GuildId, serial: u64, cleanup: bool, frames_seen: &mut u64) -> bool {
+    fn on_timer(
+        &self,
+        guild: GuildId,
+        serial: u64,
+        step: TimerStep,
+        frames_seen: &mut u64,
+    ) -> bool {
         let mut players = self.players.lock();
         let Some(player) = players.get_mut(&guild) else {
             return false;
@@ -235,25 +328,60 @@ impl Session {
         let Some(playback) = player.playback().filter(|p| p.serial == serial) else {
             return false;
         };
-        if !cleanup {
-            self.send_player_update(player);
-            return true;
-        }
-        let frames = player.audio().frames_sent(playback.epoch());
-        if frames != *frames_seen {
-            *frames_seen = frames;
-            return true;
-        }
         let mut out = Vec::new();
-        player.end_track(TrackEndReason::Cleanup, now_ms(), &mut out);
+        match step {
+            TimerStep::Update => {
+                self.send_player_update(player);
+                return true;
+            }
+            TimerStep::Marker => {
+                if playback
+                    .end_time_ms()
+                    .is_none_or(|end| player.position_ms() < end)
+                {
+                    return true;
+                }
+                player.end_track(TrackEndReason::Finished, now_ms(), &mut out);
+            }
+            TimerStep::Cleanup => {
+                let frames = player.audio().frames_sent(playback.epoch());
+                if frames != *frames_seen {
+                    *frames_seen = frames;
+                    return true;
+                }
+                player.end_track(TrackEndReason::Cleanup, now_ms(), &mut out);
+            }
+        }
         self.flush(player, out);
         false
     }
+
+    /// Time until the playing track reaches its end marker at the current rate, if it
+    /// has one and is advancing.
+    fn marker_eta(&self, guild: GuildId, serial: u64) -> Option<Duration> {
+        let players = self.players.lock();
+        let player = players.get(&guild)?;
+        let playback = player.playback().filter(|p| p.serial == serial)?;
+        let left = playback.end_time_ms()? - player.position_ms();
+        Some(Duration::from_millis(left.max(0) as u64))
+    }
 }
 
-/// Periodic `playerUpdate`s while a track plays, and lavaplayer's cleanup: a track
-/// whose audio nobody pulls (there is no voice connection to pull it) ends with
-/// `cleanup` after the threshold.
+/// What a playback timer wakes up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerStep {
+    Update,
+    Cleanup,
+    Marker,
+}
+
+/// How often an end marker is re-checked at the least (position only advances while
+/// audio is sent).
+const MARKER_RECHECK: Duration = Duration::from_millis(100);
+
+/// Periodic `playerUpdate`s while a track plays, the end marker (`endTime`), and
+/// lavaplayer's cleanup: a track whose audio nobody pulls (no voice connection) ends
+/// with `cleanup` after the threshold.
 async fn playback_timer(
     session: Weak<Session>,
     guild: GuildId,
@@ -266,18 +394,32 @@ async fn playback_timer(
     let mut next_update = start + every;
     let mut frames_seen = 0;
     loop {
-        let cleanup = cleanup_at <= next_update;
-        tokio::time::sleep_until(if cleanup { cleanup_at } else { next_update }).await;
+        let marker_at = {
+            let Some(s) = session.upgrade() else { return };
+            s.marker_eta(guild, serial).map(|eta| {
+                tokio::time::Instant::now() + eta.clamp(Duration::from_millis(5), MARKER_RECHECK)
+            })
+        };
+        let (at, step) = [
+            (Some(next_update), TimerStep::Update),
+            (Some(cleanup_at), TimerStep::Cleanup),
+            (marker_at, TimerStep::Marker),
+        ]
+        .into_iter()
+        .filter_map(|(at, step)| at.map(|a| (a, step)))
+        .min_by_key(|(a, _)| *a)
+        .unwrap_or((next_update, TimerStep::Update));
+        tokio::time::sleep_until(at).await;
         let Some(session) = session.upgrade() else {
             return;
         };
-        if !session.on_timer(guild, serial, cleanup, &mut frames_seen) {
+        if !session.on_timer(guild, serial, step, &mut frames_seen) {
             return;
         }
-        if cleanup {
-            cleanup_at += cleanup_after;
-        } else {
-            next_update += every;
+        match step {
+            TimerStep::Update => next_update += every,
+            TimerStep::Cleanup => cleanup_at += cleanup_after,
+            TimerStep::Marker => {}
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod job;
 pub mod pcm;
+pub mod probe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};

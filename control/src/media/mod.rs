@@ -1,0 +1,372 @@
+//! The bridge from control-plane players to the realtime engine and the decode pool.
+//!
+//! Each player gets an [`EngineAudio`]: a reserved engine slot, the `Add` command with
+//! everything the tick thread needs (allocated here, never there), and the decode job
+//! of its current track. One task routes what comes back — engine events and decode
+//! reports — to the owning session, and drops what the engine retired.
+
+mod output;
+mod route;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use quaver_engine::decode::{DecodePool, JobHandle, JobReport, JobSpec};
+use quaver_engine::message::{ControlToEngine, EngineToControl, NewPlayer, TrackEnd};
+use quaver_engine::opus::{OpusDecoder, OpusEncoder};
+use quaver_engine::shared::PlayerShared;
+use quaver_engine::{Engine, Placement};
+use tokio::sync::mpsc;
+
+pub use output::{NoVoice, OutputFactory};
+use route::{Route, RouteKey};
+
+use crate::audio_track::AudioTrack;
+use crate::ids::GuildId;
+use crate::loader::TrackLoader;
+use crate::player::{AudioFactory, PlayerAudio};
+use crate::protocol::filters::Filters;
+use crate::protocol::player::VoiceState;
+use crate::rest::error::ApiError;
+use crate::session::Session;
+
+/// How often the router drains engine events.
+const EVENT_POLL: Duration = Duration::from_millis(10);
+
+/// Audio settings from `lavalink.server.*`.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaSettings {
+    /// `opusEncodingQuality` (encoder complexity 0–10).
+    pub opus_quality: u8,
+    /// `frameBufferDurationMs`: how far ahead decoders run.
+    pub buffer_ms: u64,
+    /// `trackStuckThresholdMs`.
+    pub stuck_threshold_ms: u64,
+}
+
+/// A decode job's report, tagged with whose it is.
+#[derive(Debug)]
+struct DecodeEvent {
+    route: RouteKey,
+    epoch: u32,
+    report: JobReport,
+}
+
+/// The engine, the decoders and the routing between them and the sessions.
+pub struct Media {
+    engine: Arc<Engine>,
+    decoders: DecodePool,
+    settings: MediaSettings,
+    outputs: Arc<dyn OutputFactory>,
+    loader: Arc<TrackLoader>,
+    routes: Mutex<HashMap<RouteKey, Route>>,
+    /// Mid-track failure messages, until the engine reports the failure in order.
+    failures: Mutex<HashMap<RouteKey, String>>,
+    decode_tx: mpsc::UnboundedSender<DecodeEvent>,
+}
+
+impl std::fmt::Debug for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Media")
+            .field("engine", &self.engine)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Media {
+    /// Wires the engine and decoders to the control plane and starts the router task.
+    pub fn start(
+        engine: Arc<Engine>,
+        decoders: DecodePool,
+        settings: MediaSettings,
+        outputs: Arc<dyn OutputFactory>,
+        loader: Arc<TrackLoader>,
+    ) -> Arc<Media> {
+        let (decode_tx, decode_rx) = mpsc::unbounded_channel();
+        let media = Arc::new(Media {
+            engine,
+            decoders,
+            settings,
+            outputs,
+            loader,
+            routes: Mutex::default(),
+            failures: Mutex::default(),
+            decode_tx,
+        });
+        tokio::spawn(router(Arc::downgrade(&media), decode_rx));
+        media
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn send(&self, thread: usize, cmd: ControlToEngine) {
+        if let Err((e, _)) = self.engine.send(thread, cmd) {
+            tracing::error!(error = %e, thread, "engine command dropped");
+        }
+    }
+
+    fn route(&self, key: RouteKey) -> Option<(Arc<Session>, GuildId, Placement)> {
+        let routes = self.routes.lock();
+        let r = routes.get(&key)?;
+        Some((r.session.upgrade()?, r.guild, r.placement))
+    }
+
+    fn on_engine_event(&self, thread: usize, event: EngineToControl) {
+        let (key, epoch, what) = match event {
+            EngineToControl::Retired(r) => return drop(r),
+            EngineToControl::TrackEnded { key, epoch, end } => (key, epoch, Some(end)),
+            EngineToControl::Stuck { key, epoch } => (key, epoch, None),
+        };
+        let route = RouteKey {
+            thread,
+            index: key.index,
+            generation: key.generation,
+        };
+        let Some((session, guild, _)) = self.route(route) else {
+            return;
+        };
+        match what {
+            Some(TrackEnd::Finished) => session.on_track_finished(guild, epoch),
+            Some(TrackEnd::Failed(_)) => {
+                let message = self
+                    .failures
+                    .lock()
+                    .remove(&route)
+                    .unwrap_or_else(|| "decoding failed".into());
+                session.on_track_failed(guild, epoch, message, false);
+            }
+            None => session.on_track_stuck(guild, epoch, self.settings.stuck_threshold_ms),
+        }
+    }
+
+    fn on_decode_event(&self, e: DecodeEvent) {
+        let Some((session, guild, placement)) = self.route(e.route) else {
+            return;
+        };
+        match e.report {
+            JobReport::Ready { frames, .. } => match session.current_epoch(guild, e.epoch) {
+                Some(epoch) => self.send(
+                    placement.thread,
+                    ControlToEngine::Play {
+                        key: placement.key,
+                        frames,
+                        epoch,
+                    },
+                ),
+                None => drop(frames),
+            },
+            JobReport::LoadFailed(message) => {
+                session.on_track_failed(guild, e.epoch, message, true)
+            }
+            JobReport::Failed { message, .. } => {
+                self.failures.lock().insert(e.route, message);
+            }
+        }
+    }
+}
+
+/// Drains engine events every few milliseconds and decode reports as they come.
+async fn router(media: Weak<Media>, mut decode_rx: mpsc::UnboundedReceiver<DecodeEvent>) {
+    let mut tick = tokio::time::interval(EVENT_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let Some(media) = media.upgrade() else { return };
+                let mut events = Vec::new();
+                media.engine.drain_events(|thread, e| events.push((thread, e)));
+                for (thread, e) in events {
+                    media.on_engine_event(thread, e);
+                }
+            }
+            Some(event) = decode_rx.recv() => {
+                let Some(media) = media.upgrade() else { return };
+                media.on_decode_event(event);
+            }
+        }
+    }
+}
+
+impl AudioFactory for Arc<Media> {
+    fn create(
+        &self,
+        session: &Arc<Session>,
+        guild: GuildId,
+    ) -> Result<Box<dyn PlayerAudio>, ApiError> {
+        let placement = self
+            .engine
+            .reserve()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let encoder = OpusEncoder::new(self.settings.opus_quality)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let decoder = OpusDecoder::new().map_err(|e| ApiError::internal(e.to_string()))?;
+        let shared = Arc::new(PlayerShared::default());
+        let stuck_after_ticks = (self.settings.stuck_threshold_ms
+            / quaver_engine::audio::FRAME_MS as u64)
+            .max(1) as u32;
+        let parts = NewPlayer {
+            key: placement.key,
+            shared: shared.clone(),
+            encoder: Box::new(encoder),
+            decoder: Box::new(decoder),
+            output: None,
+            stuck_after_ticks,
+        };
+        self.send(placement.thread, ControlToEngine::Add(Box::new(parts)));
+        let route = RouteKey::of(placement);
+        self.routes.lock().insert(
+            route,
+            Route {
+                session: Arc::downgrade(session),
+                guild,
+                placement,
+            },
+        );
+        Ok(Box::new(EngineAudio {
+            media: self.clone(),
+            placement,
+            route,
+            guild,
+            shared,
+            job: None,
+            connected: false,
+        }))
+    }
+}
+
+/// A player's binding to the engine.
+pub struct EngineAudio {
+    media: Arc<Media>,
+    placement: Placement,
+    route: RouteKey,
+    guild: GuildId,
+    shared: Arc<PlayerShared>,
+    job: Option<JobHandle>,
+    connected: bool,
+}
+
+impl std::fmt::Debug for EngineAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineAudio")
+            .field("placement", &self.placement)
+            .field("connected", &self.connected)
+            .finish()
+    }
+}
+
+impl EngineAudio {
+    fn send(&self, cmd: ControlToEngine) {
+        self.media.send(self.placement.thread, cmd);
+    }
+
+    fn stop_job(&mut self) {
+        if let Some(job) = self.job.take() {
+            job.stop();
+        }
+    }
+}
+
+impl PlayerAudio for EngineAudio {
+    fn play(&mut self, track: &AudioTrack, start_ms: u64, epoch: u32) {
+        self.stop_job();
+        self.send(ControlToEngine::Stop(self.placement.key));
+        let route = self.route;
+        let Some((opener, extension)) = self.media.loader.opener(track.blob()) else {
+            let message = format!(
+                "no {} source on this node can play this track",
+                track.blob().source_name
+            );
+            let _ = self.media.decode_tx.send(DecodeEvent {
+                route,
+                epoch,
+                report: JobReport::LoadFailed(message),
+            });
+            return;
+        };
+        let tx = self.media.decode_tx.clone();
+        let spec = JobSpec {
+            source: opener,
+            extension,
+            start_ms,
+            epoch,
+            buffer_ms: self.media.settings.buffer_ms,
+        };
+        let report = Box::new(move |report| {
+            let _ = tx.send(DecodeEvent {
+                route,
+                epoch,
+                report,
+            });
+        });
+        self.job = Some(self.media.decoders.submit(spec, report));
+    }
+
+    fn stop(&mut self) {
+        self.stop_job();
+        self.send(ControlToEngine::Stop(self.placement.key));
+    }
+
+    fn seek(&mut self, position_ms: u64, epoch: u32) {
+        if let Some(job) = &self.job {
+            job.seek(position_ms, epoch);
+        }
+        self.send(ControlToEngine::Seek {
+            key: self.placement.key,
+            epoch,
+        });
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        self.send(ControlToEngine::Pause {
+            key: self.placement.key,
+            paused,
+        });
+    }
+
+    fn set_volume(&mut self, volume: u16) {
+        self.send(ControlToEngine::Volume {
+            key: self.placement.key,
+            volume,
+        });
+    }
+
+    fn set_filters(&mut self, _filters: &Filters) {
+        // The filter DSP chain is not in the engine yet (see the engine issue's note);
+        // the chain is stored and echoed by the player, and audio is unaffected.
+    }
+
+    fn set_voice(&mut self, voice: &VoiceState) {
+        let output = self.media.outputs.output_for(self.guild, voice);
+        self.connected = output.is_some();
+        self.send(ControlToEngine::SetOutput {
+            key: self.placement.key,
+            output,
+        });
+    }
+
+    fn frames_sent(&self, epoch: u32) -> u64 {
+        self.shared.frames_sent_in(epoch)
+    }
+
+    fn frames_nulled(&self) -> u64 {
+        self.shared.frames_nulled()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    fn destroy(&mut self) {
+        self.stop_job();
+        self.send(ControlToEngine::Remove(self.placement.key));
+        self.media.routes.lock().remove(&self.route);
+        self.media.failures.lock().remove(&self.route);
+        self.media.engine.release(self.placement);
+    }
+}
