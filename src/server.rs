@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use quaver_control::loader::{SourceManager, TrackLoader};
 use quaver_control::media::{Media, MediaSettings, NoVoice, OutputFactory};
+use quaver_control::sources::http::{HttpSource, HttpTimeouts};
 use quaver_control::sources::local::LocalSource;
 use quaver_control::{BuildInfo, ControlConfig, Node};
 use quaver_engine::clock::SystemClock;
@@ -41,6 +42,8 @@ pub struct AudioSetup {
     pub outputs: Arc<dyn OutputFactory>,
     /// `lavalink.server.sources.local`, with `quaver.sources.localRoots`.
     pub local: Option<Vec<PathBuf>>,
+    /// `lavalink.server.sources.http`, with `lavalink.server.timeouts.*`.
+    pub http: Option<HttpTimeouts>,
 }
 
 impl std::fmt::Debug for AudioSetup {
@@ -75,6 +78,10 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
         },
         outputs: Arc::new(NoVoice),
         local: l.sources.local.then(|| q.local_roots.clone()),
+        http: l.sources.http.then(|| HttpTimeouts {
+            connect: Duration::from_millis(l.timeouts.connect_timeout_ms),
+            socket: Duration::from_millis(l.timeouts.socket_timeout_ms),
+        }),
     }
 }
 
@@ -144,6 +151,10 @@ impl Running {
         let mut sources: Vec<Box<dyn SourceManager>> = Vec::new();
         if let Some(roots) = &audio.local {
             sources.push(Box::new(LocalSource::new(roots)));
+        }
+        // Lavalink registers the HTTP source last: it claims any URL.
+        if let Some(timeouts) = audio.http {
+            sources.push(Box::new(HttpSource::new(timeouts)));
         }
         let loader = Arc::new(TrackLoader::new(sources));
         let engine = Arc::new(Engine::start(&audio.engine, Arc::new(SystemClock))?);

@@ -229,5 +229,5 @@ async fn local_files_load_with_their_tags() {
     let length = info["length"].as_i64().unwrap();
     assert!((1_950..=2_100).contains(&length), "{length}");
     let (_, info) = node.get("/v4/info").await;
-    assert_eq!(info["sourceManagers"], json!(["local"]));
+    assert_eq!(info["sourceManagers"], json!(["local", "http"]));
 }

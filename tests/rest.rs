@@ -85,7 +85,11 @@ async fn version_info_and_stats() {
     assert!(info["buildTime"].is_u64());
     assert!(info["git"]["commitTime"].is_u64());
     assert!(info["jvm"].is_string() && info["lavaplayer"].is_string());
-    assert_eq!(info["sourceManagers"], json!(["local"]), "the test node enables the local source");
+    assert_eq!(
+        info["sourceManagers"],
+        json!(["local", "http"]),
+        "the test node enables local and http, http last"
+    );
     assert_eq!(
         info["filters"],
         json!([

@@ -73,9 +73,28 @@ pub trait SourceManager: Send + Sync + std::fmt::Debug {
     /// Resolves `identifier`, or `None` when it is not this source's kind.
     fn load<'a>(&'a self, identifier: &'a str) -> BoxFuture<'a, Option<LoadOutcome>>;
     /// Opens a track of this source for decoding (called on the control plane; the
-    /// returned opener runs on a decode thread and may block), with a format hint.
-    fn opener(&self, _track: &TrackBlob) -> Option<(Opener, Option<String>)> {
+    /// returned opener runs on a decode thread and may block).
+    fn opener(&self, _track: &TrackBlob) -> Option<SourceOpen> {
         None
+    }
+}
+
+/// How to read a track's bytes.
+pub struct SourceOpen {
+    /// Opens the bytes (on a decode thread).
+    pub opener: Opener,
+    /// A file extension that steers the container prober.
+    pub extension: Option<String>,
+    /// Reading blocks on the network (the job gets its own thread).
+    pub network: bool,
+}
+
+impl std::fmt::Debug for SourceOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceOpen")
+            .field("extension", &self.extension)
+            .field("network", &self.network)
+            .finish()
     }
 }
 
@@ -97,7 +116,7 @@ impl TrackLoader {
     }
 
     /// Opens a track with the source manager that produced it.
-    pub fn opener(&self, track: &TrackBlob) -> Option<(Opener, Option<String>)> {
+    pub fn opener(&self, track: &TrackBlob) -> Option<SourceOpen> {
         self.sources
             .iter()
             .find(|s| s.name() == track.source_name)?

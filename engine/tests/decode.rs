@@ -54,6 +54,7 @@ pub fn decode(bytes: Vec<u8>, ext: &str, start_ms: u64) -> Result<Output, String
         start_ms,
         epoch: 1,
         buffer_ms: 400,
+        dedicated: false,
     };
     let _handle = pool.submit(spec, Box::new(move |r| drop(tx.send(r))));
     let (mut reader, passthrough): (FrameReader, bool) =

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod media_server;
+
 use std::time::Duration;
 
 use std::collections::HashMap;
@@ -84,6 +86,10 @@ pub fn test_audio(outputs: Arc<Captures>) -> AudioSetup {
         },
         outputs,
         local: Some(vec![media_dir()]),
+        http: Some(quaver_control::sources::http::HttpTimeouts {
+            connect: Duration::from_secs(2),
+            socket: Duration::from_secs(2),
+        }),
     }
 }
 
@@ -111,11 +117,16 @@ impl TestNode {
     }
 
     pub async fn start_with(config: ControlConfig) -> TestNode {
+        Self::start_with_stuck(config, 10_000).await
+    }
+
+    /// A node whose tracks count as stuck after `stuck_ms` without audio.
+    pub async fn start_with_stuck(config: ControlConfig, stuck_ms: u64) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let captures = Arc::new(Captures::default());
-        let running = Running::serve(config, test_audio(captures.clone()), listener)
-            .await
-            .unwrap();
+        let mut audio = test_audio(captures.clone());
+        audio.media.stuck_threshold_ms = stuck_ms;
+        let running = Running::serve(config, audio, listener).await.unwrap();
         let base = format!("http://{}", running.local_addr());
         TestNode {
             running,

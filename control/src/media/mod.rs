@@ -277,7 +277,7 @@ impl PlayerAudio for EngineAudio {
         self.stop_job();
         self.send(ControlToEngine::Stop(self.placement.key));
         let route = self.route;
-        let Some((opener, extension)) = self.media.loader.opener(track.blob()) else {
+        let Some(open) = self.media.loader.opener(track.blob()) else {
             let message = format!(
                 "no {} source on this node can play this track",
                 track.blob().source_name
@@ -291,11 +291,12 @@ impl PlayerAudio for EngineAudio {
         };
         let tx = self.media.decode_tx.clone();
         let spec = JobSpec {
-            source: opener,
-            extension,
+            source: open.opener,
+            extension: open.extension,
             start_ms,
             epoch,
             buffer_ms: self.media.settings.buffer_ms,
+            dedicated: open.network,
         };
         let report = Box::new(move |report| {
             let _ = tx.send(DecodeEvent {

@@ -8,7 +8,7 @@ use quaver_engine::decode::{probe, MediaSource, Opener};
 
 use super::extension_for_probe;
 use crate::audio_track::AudioTrack;
-use crate::loader::{BoxFuture, LoadFailure, LoadOutcome, SourceManager};
+use crate::loader::{BoxFuture, LoadFailure, LoadOutcome, SourceManager, SourceOpen};
 use crate::protocol::track::Severity;
 use crate::track::codec::{SourceData, TrackBlob};
 
@@ -117,7 +117,7 @@ impl SourceManager for LocalSource {
         })
     }
 
-    fn opener(&self, track: &TrackBlob) -> Option<(Opener, Option<String>)> {
+    fn opener(&self, track: &TrackBlob) -> Option<SourceOpen> {
         let extension = match &track.source_data {
             SourceData::Probe(p) => extension_for_probe(p),
             SourceData::None => None,
@@ -130,7 +130,11 @@ impl SourceManager for LocalSource {
             Ok(None) => Err("The file does not exist".into()),
             Err(f) => Err(f.message),
         });
-        Some((opener, extension))
+        Some(SourceOpen {
+            opener,
+            extension,
+            network: false,
+        })
     }
 }
 

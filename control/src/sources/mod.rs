@@ -1,6 +1,9 @@
 //! Source managers: where tracks come from.
 
+pub mod http;
+pub mod http_stream;
 pub mod local;
+pub mod playlist;
 
 use quaver_engine::decode::probe;
 

@@ -73,6 +73,9 @@ pub struct JobSpec {
     pub epoch: u32,
     /// `frameBufferDurationMs`: how far ahead to decode.
     pub buffer_ms: u64,
+    /// The source blocks on the network: give the job its own thread so a slow server
+    /// delays no other track.
+    pub dedicated: bool,
 }
 
 impl std::fmt::Debug for JobSpec {

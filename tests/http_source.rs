@@ -1,0 +1,216 @@
+//! The HTTP source against a local media server: metadata, sniffing, streams,
+//! playlists, errors, playback with Range seeks, stalls and dropped connections.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::media_server::MediaServer;
+use common::*;
+use serde_json::{json, Value};
+
+const GUILD: &str = "400000000000000001";
+
+fn voice() -> Value {
+    json!({"token": "t", "endpoint": "voice.example", "sessionId": "s", "channelId": "1"})
+}
+
+fn enc(url: &str) -> String {
+    url.replace(':', "%3A").replace('/', "%2F")
+}
+
+async fn load(node: &TestNode, url: &str) -> Value {
+    let (status, body) = node
+        .get(&format!("/v4/loadtracks?identifier={}", enc(url)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn files_streams_and_playlists_load_like_lavaplayers_http_source() {
+    let node = TestNode::start().await;
+    let media = MediaServer::start().await;
+
+    let url = media.url("/media/sine.mp3");
+    let r = load(&node, &url).await;
+    assert_eq!(r["loadType"], "track", "{r}");
+    let info = &r["data"]["info"];
+    assert_eq!(
+        (info["title"].as_str(), info["author"].as_str()),
+        (Some("Sine 1k"), Some("Quaver Tests"))
+    );
+    assert_eq!(
+        (info["identifier"].as_str(), info["uri"].as_str()),
+        (Some(url.as_str()), Some(url.as_str()))
+    );
+    assert_eq!(
+        (info["sourceName"].as_str(), info["isStream"].as_bool()),
+        (Some("http"), Some(false))
+    );
+    assert!((1_950..=2_100).contains(&info["length"].as_i64().unwrap()));
+    assert_eq!(r["data"]["pluginInfo"], json!({"probeInfo": "mp3"}));
+
+    // Content sniffing beats a lying Content-Type and a missing extension.
+    let r = load(&node, &media.url("/lying/track")).await;
+    assert_eq!(r["data"]["pluginInfo"], json!({"probeInfo": "flac"}), "{r}");
+
+    // An Icecast stream: endless, titled from its ICY metadata.
+    let r = load(&node, &media.url("/radio")).await;
+    let info = &r["data"]["info"];
+    assert_eq!(
+        (info["isStream"].as_bool(), info["isSeekable"].as_bool()),
+        (Some(true), Some(false)),
+        "{r}"
+    );
+    assert_eq!(info["length"], i64::MAX);
+    assert_eq!(
+        (info["title"].as_str(), info["author"].as_str()),
+        (Some("Sine Radio"), Some("Quaver Radio"))
+    );
+    let r = load(&node, &media.url("/radio").replace("http://", "icy://")).await;
+    assert_eq!(r["loadType"], "track", "icy:// is http://");
+
+    let r = load(&node, &media.url("/list.m3u")).await;
+    assert_eq!(r["loadType"], "playlist", "{r}");
+    assert_eq!(
+        r["data"]["info"],
+        json!({"name": "Sines", "selectedTrack": -1})
+    );
+    let probes: Vec<_> = r["data"]["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["pluginInfo"]["probeInfo"].clone())
+        .collect();
+    assert_eq!(probes, [json!("mp3"), json!("flac")]);
+    let r = load(&node, &media.url("/list.pls")).await;
+    assert_eq!(r["data"]["tracks"][0]["info"]["title"], "Ogg sine");
+
+    // Errors are load results, with Lavalink's severities.
+    let r = load(&node, &media.url("/missing")).await;
+    assert_eq!(r["loadType"], "error");
+    assert_eq!(
+        (
+            r["data"]["severity"].as_str(),
+            r["data"]["message"].as_str()
+        ),
+        (Some("common"), Some("Not success status code: 404"))
+    );
+    let r = load(&node, "http://127.0.0.1:9/nothing.mp3").await;
+    assert_eq!(
+        (
+            r["data"]["severity"].as_str(),
+            r["data"]["message"].as_str()
+        ),
+        (Some("suspicious"), Some("Connecting to the URL failed."))
+    );
+}
+
+#[tokio::test]
+async fn http_tracks_play_and_seek_with_range_requests() {
+    let node = TestNode::start().await;
+    let media = MediaServer::start().await;
+    let mut c = node.connect().await;
+    let path = node.player_path(&c, GUILD);
+    let track = load(&node, &media.url("/media/sine.flac")).await["data"]["encoded"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let full_before = media.stats.requests.load(Ordering::Relaxed)
+        - media.stats.range_requests.load(Ordering::Relaxed);
+    node.patch(&path, json!({"voice": voice(), "encodedTrack": track}))
+        .await;
+    assert_eq!(c.next_event().await["type"], "TrackStartEvent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    node.patch(&path, json!({"position": 1_000})).await;
+    let end = tokio::time::timeout(Duration::from_secs(10), c.next_event())
+        .await
+        .unwrap();
+    assert_eq!(end["reason"], "finished", "{end}");
+    let packets = node.captures.take(GUILD).len();
+    assert!(
+        (55..=80).contains(&packets),
+        "0.3 s + the last 1 s: {packets} packets"
+    );
+    assert!(
+        media.stats.range_requests.load(Ordering::Relaxed) >= 1,
+        "the seek used a Range request"
+    );
+    let full = media.stats.requests.load(Ordering::Relaxed)
+        - media.stats.range_requests.load(Ordering::Relaxed);
+    assert_eq!(
+        full - full_before,
+        1,
+        "one whole-file request for playback; seeks never re-download"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_server_makes_the_track_stuck() {
+    let mut audio_node = fast_config();
+    audio_node.player_update_interval = Duration::from_secs(30);
+    let node = TestNode::start_with_stuck(audio_node, 1_000).await;
+    let media = MediaServer::start().await;
+    let mut c = node.connect().await;
+    let path = node.player_path(&c, GUILD);
+    let track = load(&node, &media.url("/media/sine.mp3")).await["data"]["encoded"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stalled = track_with_url(&track, &media.url("/stall/sine.mp3"));
+    node.patch(&path, json!({"voice": voice(), "encodedTrack": stalled}))
+        .await;
+    assert_eq!(c.next_event().await["type"], "TrackStartEvent");
+    let stuck = tokio::time::timeout(Duration::from_secs(10), c.next_event())
+        .await
+        .unwrap();
+    assert_eq!(stuck["type"], "TrackStuckEvent", "{stuck}");
+    assert_eq!(stuck["thresholdMs"], 1_000);
+    assert!(
+        node.captures.take(GUILD).len() >= 10,
+        "the first 30 % played before the stall"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_ends_the_track_with_an_exception() {
+    let node = TestNode::start().await;
+    let media = MediaServer::start().await;
+    let mut c = node.connect().await;
+    let path = node.player_path(&c, GUILD);
+    let track = load(&node, &media.url("/media/sine.mp3")).await["data"]["encoded"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dropping = track_with_url(&track, &media.url("/drop/sine.mp3"));
+    node.patch(&path, json!({"voice": voice(), "encodedTrack": dropping}))
+        .await;
+    assert_eq!(c.next_event().await["type"], "TrackStartEvent");
+    let ex = tokio::time::timeout(Duration::from_secs(10), c.next_event())
+        .await
+        .unwrap();
+    assert_eq!(ex["type"], "TrackExceptionEvent", "{ex}");
+    assert_eq!(ex["exception"]["severity"], "fault", "{ex}");
+    assert_eq!(
+        ex["exception"]["message"],
+        "Something broke when playing the track."
+    );
+    let end = c.next_event().await;
+    assert_eq!(
+        end["reason"], "finished",
+        "a track that dies mid-play ends as finished"
+    );
+    let packets = node.captures.take(GUILD).len();
+    assert!((20..=60).contains(&packets), "about 40 % played: {packets}");
+}
+
+/// The same track metadata pointing at another URL.
+fn track_with_url(encoded: &str, url: &str) -> String {
+    use quaver_control::track::codec::{decode_base64, encode_base64};
+    let mut blob = decode_base64(encoded).unwrap();
+    blob.identifier = url.to_owned();
+    blob.uri = Some(url.to_owned());
+    encode_base64(&blob).unwrap()
+}
