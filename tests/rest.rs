@@ -159,7 +159,7 @@ async fn trace_only_when_asked() {
 }
 
 #[tokio::test]
-async fn load_tracks_without_sources() {
+async fn identifiers_no_source_claims_are_empty() {
     let node = TestNode::start().await;
     let (status, body) = node.get("/v4/loadtracks").await;
     assert_eq!(status, 400);
@@ -171,7 +171,7 @@ async fn load_tracks_without_sources() {
     );
     for id in [
         "ytsearch:never%20gonna",
-        "https%3A%2F%2Fexample.com%2Fa.mp3",
+        "just%20some%20words",
         "scsearch:x",
     ] {
         let (status, body) = node.get(&format!("/v4/loadtracks?identifier={id}")).await;
