@@ -231,3 +231,28 @@ async fn local_files_load_with_their_tags() {
     let (_, info) = node.get("/v4/info").await;
     assert_eq!(info["sourceManagers"], json!(["local", "http"]));
 }
+
+#[tokio::test]
+async fn an_active_filter_switches_opus_to_transcoding() {
+    let node = TestNode::start().await;
+    let mut c = node.connect().await;
+    let opus = local_track("sine.opus", "opus", 2_000, 0, false);
+    let (_, plain) = play_to_end(&node, &mut c, json!({"encodedTrack": opus})).await;
+    let (_, filtered) = play_to_end(
+        &node,
+        &mut c,
+        json!({"encodedTrack": opus, "filters": {"timescale": {"speed": 1.1}}}),
+    )
+    .await;
+    assert_ne!(plain, filtered, "an active filter re-encodes");
+    let (_, inactive) = play_to_end(
+        &node,
+        &mut c,
+        json!({"encodedTrack": opus, "filters": {"timescale": {}}}),
+    )
+    .await;
+    assert_eq!(
+        plain, inactive,
+        "a filter at its defaults is inactive: passthrough"
+    );
+}

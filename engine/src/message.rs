@@ -84,6 +84,14 @@ pub enum ControlToEngine {
         /// Volume.
         volume: u16,
     },
+    /// Whether frames must be decoded and re-encoded even at unity volume (a filter
+    /// chain is active), so Opus no longer passes through.
+    Process {
+        /// Player.
+        key: PlayerKey,
+        /// Process every frame?
+        active: bool,
+    },
     /// Replaces the packet output (a voice connection came or went).
     SetOutput {
         /// Player.

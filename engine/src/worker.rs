@@ -32,6 +32,8 @@ struct Player {
     last_packet: [u8; MAX_OPUS_PACKET],
     last_len: usize,
     decoding: bool,
+    /// A filter chain is active: Opus is decoded and re-encoded even at unity volume.
+    process: bool,
     cost_ns: u64,
 }
 
@@ -253,6 +255,11 @@ impl Worker {
                     p.empty_ticks = 0;
                 }
             }
+            ControlToEngine::Process { key, active } => {
+                if let Some(p) = self.slot_mut(key) {
+                    p.process = active;
+                }
+            }
             ControlToEngine::Volume { key, volume } => {
                 if let Some(p) = self.slot_mut(key) {
                     p.volume.set(volume);
@@ -324,6 +331,7 @@ impl Player {
             last_packet: [0; MAX_OPUS_PACKET],
             last_len: 0,
             decoding: false,
+            process: false,
             cost_ns: 0,
         }
     }
@@ -399,7 +407,7 @@ fn code_of(payload: &[u8]) -> u32 {
 
 /// An Opus packet: passed through at unity volume, else decoded, scaled, re-encoded.
 fn opus_frame(p: &mut Player, packet: &[u8], pcm: &mut [i16], slot: &mut PacketSlot) -> bool {
-    if p.volume.is_unity() {
+    if p.volume.is_unity() && !p.process {
         slot.data[..packet.len()].copy_from_slice(packet);
         slot.len = packet.len();
         p.last_packet[..packet.len()].copy_from_slice(packet);

@@ -274,3 +274,35 @@ fn without_an_output_nobody_pulls_audio() {
         "audio resumes where it stopped"
     );
 }
+
+#[test]
+fn an_active_filter_chain_stops_passthrough() {
+    let mut r = rig(1);
+    let (key, _s, mut captured) = r.add(0, 1000);
+    let (mut w, frames) = frame_ring(64 * 1024);
+    for i in 0..4 {
+        w.write(RecordKind::Opus, 1, &opus(i + 10)).unwrap();
+    }
+    r.send(ControlToEngine::Play {
+        key,
+        frames,
+        epoch: 1,
+    });
+    r.tick();
+    r.send(ControlToEngine::Process { key, active: true });
+    r.tick();
+    r.send(ControlToEngine::Process { key, active: false });
+    r.tick();
+    let got = captured.drain();
+    assert_eq!(got[0], opus(10));
+    assert_eq!(
+        got[1][0], 0xEE,
+        "processed at unity volume: decoded and re-encoded"
+    );
+    assert_eq!(
+        i16::from_le_bytes([got[1][1], got[1][2]]),
+        1100,
+        "unity gain"
+    );
+    assert_eq!(got[2], opus(12), "passthrough again");
+}

@@ -337,9 +337,14 @@ impl PlayerAudio for EngineAudio {
         });
     }
 
-    fn set_filters(&mut self, _filters: &Filters) {
-        // The filter DSP chain is not in the engine yet (see the engine issue's note);
-        // the chain is stored and echoed by the player, and audio is unaffected.
+    /// An active chain turns Opus passthrough off (decode + re-encode), as in Lavalink.
+    /// The filter DSP itself is not in the engine yet: the chain is stored and echoed,
+    /// and the re-encoded audio is otherwise unchanged.
+    fn set_filters(&mut self, filters: &Filters) {
+        self.send(ControlToEngine::Process {
+            key: self.placement.key,
+            active: filters.is_active(),
+        });
     }
 
     fn set_voice(&mut self, voice: &VoiceState) {
