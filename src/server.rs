@@ -167,6 +167,7 @@ impl Running {
         let decoders = DecodePool::start(audio.decode_threads)?;
         let media = Media::start(engine, decoders, audio.media, audio.outputs, loader.clone());
         let node = Node::new(control, loader, Arc::new(media.clone()));
+        node.start_frame_sampler();
         let app = quaver_control::router(node.clone());
         let mut shutdown = node.shutdown_signal();
         let server = tokio::spawn(async move {

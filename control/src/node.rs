@@ -67,6 +67,25 @@ impl Node {
         }
     }
 
+    /// Samples every player's engine frame counters once a second into its loss
+    /// counter (`frameStats`).
+    pub fn start_frame_sampler(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(node) = node.upgrade() else { return };
+                let now = epoch_millis() as i64;
+                for session in node.sessions.all() {
+                    for player in session.players().values_mut() {
+                        player.sample_frames(now);
+                    }
+                }
+            }
+        });
+    }
+
     /// Starts the per-session `stats` ticker: immediately, then every interval.
     pub fn start_stats_ticker(self: &Arc<Self>, session: &Arc<Session>) {
         let node = Arc::downgrade(self);

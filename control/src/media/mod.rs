@@ -364,6 +364,10 @@ impl PlayerAudio for EngineAudio {
         self.shared.frames_nulled()
     }
 
+    fn frames_sent_total(&self) -> u64 {
+        self.shared.frames_sent_total()
+    }
+
     fn is_connected(&self) -> bool {
         self.connected
     }

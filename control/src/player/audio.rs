@@ -26,6 +26,10 @@ pub trait PlayerAudio: Send + fmt::Debug {
     fn set_voice(&mut self, voice: &VoiceState);
     /// Frames actually sent in `epoch`.
     fn frames_sent(&self, epoch: u32) -> u64;
+    /// Frames sent since the player was created.
+    fn frames_sent_total(&self) -> u64 {
+        0
+    }
     /// Frames due without audio since the player was created.
     fn frames_nulled(&self) -> u64 {
         0

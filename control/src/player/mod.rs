@@ -109,6 +109,8 @@ pub struct Player {
     voice: Option<VoiceState>,
     playback: Option<Playback>,
     loss: AudioLossCounter,
+    /// Engine totals at the last sample, for the loss counter's deltas.
+    sampled: (u64, u64),
 }
 
 impl Player {
@@ -124,6 +126,7 @@ impl Player {
             voice: None,
             playback: None,
             loss: AudioLossCounter::default(),
+            sampled: (0, 0),
         }
     }
 
@@ -150,6 +153,18 @@ impl Player {
     /// Whether the player is paused.
     pub fn is_paused(&self) -> bool {
         self.paused
+    }
+
+    /// Feeds the frames the engine sent and nulled since the last sample into the
+    /// loss counter.
+    pub fn sample_frames(&mut self, now_ms: i64) {
+        let now = (self.audio.frames_sent_total(), self.audio.frames_nulled());
+        let (sent, nulled) = (
+            now.0.saturating_sub(self.sampled.0),
+            now.1.saturating_sub(self.sampled.1),
+        );
+        self.sampled = now;
+        self.loss.add(now_ms, sent as i64, nulled as i64);
     }
 
     /// Per-player frame accounting for `frameStats`.

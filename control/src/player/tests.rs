@@ -39,6 +39,12 @@ impl PlayerAudio for FakeAudio {
     fn frames_sent(&self, _: u32) -> u64 {
         self.frames.load(Ordering::Relaxed)
     }
+    fn frames_sent_total(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+    fn frames_nulled(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed) / 10
+    }
 }
 
 fn fake_player() -> (Player, FakeAudio) {
@@ -208,4 +214,21 @@ fn voice_state_reuse() {
         token: "t2".into(),
         ..v
     }));
+}
+
+#[test]
+fn engine_counts_feed_the_loss_counter_per_minute() {
+    let (mut p, audio) = fake_player();
+    let mut out = vec![];
+    let minute = 60_000;
+    p.play(track(600_000, false, 0), None, 1, 10 * minute, &mut out);
+    // Sample once a second for three minutes: 50 frames sent a second, 1 in 10 nulled.
+    for second in 0..180 {
+        audio.frames.store(50 * (second + 1), Ordering::Relaxed);
+        p.sample_frames(10 * minute + (second as i64 + 1) * 1000);
+    }
+    let c = p.loss_counter();
+    assert_eq!(c.last_minute_sent(), 3000, "the last whole minute");
+    assert_eq!(c.last_minute_nulled(), 300);
+    assert!(c.is_usable(13 * minute));
 }

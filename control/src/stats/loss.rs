@@ -40,6 +40,14 @@ impl AudioLossCounter {
         self.current_nulled += 1;
     }
 
+    /// Counts frames sent and nulled since the previous call, observed at `now_ms`
+    /// (the engine counts frames; the control plane samples the counts).
+    pub fn add(&mut self, now_ms: i64, sent: i64, nulled: i64) {
+        self.roll(now_ms);
+        self.current_sent += sent;
+        self.current_nulled += nulled;
+    }
+
     /// A track started or playback resumed.
     pub fn on_start(&mut self, now_ms: i64) {
         let gap_too_long = self
