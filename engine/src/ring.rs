@@ -108,9 +108,36 @@ impl FrameWriter {
 
 /// Copies `header` then `payload` across the two halves of a ring chunk.
 fn copy_into(a: &mut [u8], b: &mut [u8], header: &[u8], payload: &[u8]) {
-    let mut dst = a.iter_mut().chain(b.iter_mut());
-    for (d, s) in (&mut dst).zip(header.iter().chain(payload.iter())) {
-        *d = *s;
+    let mut at = 0;
+    for src in [header, payload] {
+        write_at(a, b, at, src);
+        at += src.len();
+    }
+}
+
+/// Writes `src` at offset `at` of the logical buffer `a ++ b`, with slice copies.
+fn write_at(a: &mut [u8], b: &mut [u8], at: usize, src: &[u8]) {
+    let in_a = a.len().saturating_sub(at).min(src.len());
+    if in_a > 0 {
+        a[at..at + in_a].copy_from_slice(&src[..in_a]);
+    }
+    let rest = &src[in_a..];
+    if !rest.is_empty() {
+        let off = at + in_a - a.len();
+        b[off..off + rest.len()].copy_from_slice(rest);
+    }
+}
+
+/// Reads `dst.len()` bytes at offset `at` of the logical buffer `a ++ b`.
+fn read_at(a: &[u8], b: &[u8], at: usize, dst: &mut [u8]) {
+    let in_a = a.len().saturating_sub(at).min(dst.len());
+    if in_a > 0 {
+        dst[..in_a].copy_from_slice(&a[at..at + in_a]);
+    }
+    let rest = dst.len() - in_a;
+    if rest > 0 {
+        let off = at + in_a - a.len();
+        dst[in_a..].copy_from_slice(&b[off..off + rest]);
     }
 }
 
@@ -144,20 +171,15 @@ impl FrameReader {
         // consumed together with its payload below.
         let peek = self.inner.read_chunk(HEADER).ok()?;
         let (a, b) = peek.as_slices();
-        for (d, s) in header.iter_mut().zip(a.iter().chain(b.iter())) {
-            *d = *s;
-        }
+        read_at(a, b, 0, &mut header);
         let len = u16::from_le_bytes([header[5], header[6]]) as usize;
         if avail < HEADER + len {
             return None;
         }
         let chunk = self.inner.read_chunk(HEADER + len).ok()?;
         let (a, b) = chunk.as_slices();
-        let payload = a.iter().chain(b.iter()).skip(HEADER);
         let n = len.min(buf.len());
-        for (d, s) in buf[..n].iter_mut().zip(payload) {
-            *d = *s;
-        }
+        read_at(a, b, HEADER, &mut buf[..n]);
         chunk.commit_all();
         let kind = RecordKind::from_u8(header[0])?;
         let epoch = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
