@@ -7,6 +7,8 @@
 //! Run: `cargo bench --bench tick` (add `-- --json` for one JSON object per line).
 //! The voice transport (AEAD + UDP) is not part of this tick yet; outputs discard.
 
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -54,9 +54,6 @@ impl std::fmt::Debug for AudioSetup {
     }
 }
 
-/// How long a tick thread spins before each deadline instead of sleeping.
-const DEFAULT_SPIN: Duration = Duration::from_micros(100);
-
 /// The audio setup the configuration describes.
 pub fn audio_setup(config: &Config) -> AudioSetup {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -68,7 +65,7 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
             cpus: q.engine_cpus.clone(),
             realtime_priority: q.engine_realtime_priority,
             max_players: q.engine_max_players,
-            spin: DEFAULT_SPIN,
+            spin: Duration::from_micros(q.engine_spin_us),
         },
         decode_threads: q.effective_decode_threads(cores),
         media: MediaSettings {

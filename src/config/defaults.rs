@@ -184,6 +184,7 @@ impl Default for QuaverConfig {
             engine_threads: None,
             engine_cpus: Vec::new(),
             engine_realtime_priority: None,
+            engine_spin_us: 1_000,
             engine_max_players: DEFAULT_MAX_PLAYERS,
             decode_threads: None,
             voice_allow_insecure_endpoints: false,

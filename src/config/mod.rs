@@ -314,6 +314,8 @@ pub struct QuaverConfig {
     pub engine_cpus: Vec<usize>,
     /// `quaver.engine.realtimePriority`: SCHED_FIFO priority 1–99; default none.
     pub engine_realtime_priority: Option<u8>,
+    /// `quaver.engine.spinUs`: spin this long before each deadline instead of sleeping, default 1000 µs.
+    pub engine_spin_us: u64,
     /// `quaver.engine.maxPlayers`: player capacity fixed at startup, default 10000.
     pub engine_max_players: usize,
     /// `quaver.decode.threads`: decoder pool size; default the number of cores.
