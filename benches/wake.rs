@@ -2,7 +2,8 @@
 //! for the last stretch. Runs an engine thread with no players for a few seconds per
 //! setting and prints its wake-up lateness percentiles.
 //!
-//! Run: `cargo bench --bench wake` (`-- --seconds N` per setting, default 5).
+//! Run: `cargo bench --bench wake` (`-- --seconds N` per setting, default 5;
+//! `--cpu N` pins the thread, `--rt P` asks for SCHED_FIFO priority P).
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
@@ -13,12 +14,15 @@ use std::time::Duration;
 use quaver_engine::clock::SystemClock;
 use quaver_engine::{Engine, EngineConfig};
 
+fn arg(name: &str) -> Option<u64> {
+    std::env::args().skip_while(|a| a != name).nth(1).and_then(|s| s.parse().ok())
+}
+
 fn main() {
-    let seconds: u64 = std::env::args()
-        .skip_while(|a| a != "--seconds")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let seconds = arg("--seconds").unwrap_or(5);
+    let cpu = arg("--cpu").map(|c| c as usize);
+    let realtime_priority = arg("--rt").map(|p| p as u8);
+    println!("pinned to {cpu:?}, realtime priority {realtime_priority:?}");
     println!(
         "{:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "spin µs", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "ticks"
@@ -26,8 +30,8 @@ fn main() {
     for spin_us in [0u64, 50, 200, 1000] {
         let config = EngineConfig {
             threads: 1,
-            cpus: vec![],
-            realtime_priority: None,
+            cpus: cpu.into_iter().collect(),
+            realtime_priority,
             max_players: 1,
             spin: Duration::from_micros(spin_us),
         };
