@@ -15,7 +15,10 @@ use quaver_engine::clock::SystemClock;
 use quaver_engine::{Engine, EngineConfig};
 
 fn arg(name: &str) -> Option<u64> {
-    std::env::args().skip_while(|a| a != name).nth(1).and_then(|s| s.parse().ok())
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|s| s.parse().ok())
 }
 
 fn main() {

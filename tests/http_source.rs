@@ -214,3 +214,23 @@ fn track_with_url(encoded: &str, url: &str) -> String {
     blob.uri = Some(url.to_owned());
     encode_base64(&blob).unwrap()
 }
+
+#[tokio::test]
+async fn disabled_sources_are_not_tried() {
+    let node = TestNode::start_custom(fast_config(), |audio| {
+        audio.http = None;
+        audio.local = None;
+    })
+    .await;
+    let media = MediaServer::start().await;
+    let r = load(&node, &media.url("/media/sine.mp3")).await;
+    assert_eq!(r, json!({"loadType": "empty", "data": null}));
+    assert_eq!(
+        media.stats.requests.load(Ordering::Relaxed),
+        0,
+        "the disabled HTTP source made no request"
+    );
+    let r = load(&node, &media_id("sine.mp3")).await;
+    assert_eq!(r["loadType"], "empty");
+    assert_eq!(node.get("/v4/info").await.1["sourceManagers"], json!([]));
+}

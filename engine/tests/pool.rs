@@ -114,3 +114,49 @@ fn real_threads_pace_and_deliver_a_whole_track() {
     );
     engine.shutdown();
 }
+
+/// Under a manual clock the runner ticks exactly once per 20 ms of (fake) time, and
+/// its deadlines are absolute: 50 ms at once means two ticks due, not one.
+#[test]
+fn the_runner_marches_on_absolute_deadlines_under_a_manual_clock() {
+    use quaver_engine::clock::ManualClock;
+    use std::sync::atomic::Ordering;
+    let clock = ManualClock::default();
+    // An hour of spin: the runner never sleeps, it only watches the manual clock.
+    let config = EngineConfig {
+        spin: Duration::from_secs(3600),
+        ..config(1, 1)
+    };
+    let engine = Engine::start(&config, Arc::new(clock.clone())).unwrap();
+    let stats = engine.stats()[0].clone();
+    let ticks = || stats.ticks.load(Ordering::Relaxed);
+    let wait_for = |n: u64| {
+        let start = Instant::now();
+        while ticks() < n && start.elapsed() < Duration::from_secs(5) {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        ticks()
+    };
+    assert_eq!(wait_for(0), 0, "no tick before its deadline");
+    for k in 1..=5 {
+        clock.advance(Duration::from_millis(20));
+        assert_eq!(wait_for(k), k, "one tick per 20 ms");
+    }
+    clock.advance(Duration::from_millis(50));
+    assert_eq!(wait_for(7), 7, "deadlines at +20 and +40 both passed");
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(
+        wait_for(8),
+        8,
+        "the next deadline was 60 ms after the 5th, not 20 ms after the late wake-up"
+    );
+    std::thread::spawn(move || {
+        // Let the runner see its stop flag: it spins on the clock.
+        for _ in 0..100 {
+            clock.advance(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    engine.shutdown();
+}

@@ -122,10 +122,18 @@ impl TestNode {
 
     /// A node whose tracks count as stuck after `stuck_ms` without audio.
     pub async fn start_with_stuck(config: ControlConfig, stuck_ms: u64) -> TestNode {
+        Self::start_custom(config, |audio| audio.media.stuck_threshold_ms = stuck_ms).await
+    }
+
+    /// A node with adjusted audio settings.
+    pub async fn start_custom(
+        config: ControlConfig,
+        adjust: impl FnOnce(&mut AudioSetup),
+    ) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let captures = Arc::new(Captures::default());
         let mut audio = test_audio(captures.clone());
-        audio.media.stuck_threshold_ms = stuck_ms;
+        adjust(&mut audio);
         let running = Running::serve(config, audio, listener).await.unwrap();
         let base = format!("http://{}", running.local_addr());
         TestNode {
