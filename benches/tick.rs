@@ -43,6 +43,7 @@ fn frames(file: &str) -> Vec<(RecordKind, Vec<u8>)> {
         epoch: 1,
         buffer_ms: 60_000,
         dedicated: false,
+        resample: quaver_engine::decode::pcm::ResampleQuality::High,
     };
     let _job = pool.submit(spec, Box::new(move |r| drop(tx.send(r))));
     let JobReport::Ready {

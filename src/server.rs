@@ -18,7 +18,8 @@ use quaver_engine::{Engine, EngineConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, ResamplingQuality};
+use quaver_engine::decode::pcm::ResampleQuality;
 
 /// A running node.
 #[derive(Debug)]
@@ -72,6 +73,11 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
             opus_quality: l.opus_encoding_quality,
             buffer_ms: l.effective_frame_buffer_duration_ms(),
             stuck_threshold_ms: l.effective_track_stuck_threshold_ms(),
+            resample: match l.resampling_quality {
+                ResamplingQuality::Low => ResampleQuality::Low,
+                ResamplingQuality::Medium => ResampleQuality::Medium,
+                ResamplingQuality::High => ResampleQuality::High,
+            },
         },
         outputs: Arc::new(NoVoice),
         local: l.sources.local.then(|| q.local_roots.clone()),

@@ -55,6 +55,7 @@ pub fn decode(bytes: Vec<u8>, ext: &str, start_ms: u64) -> Result<Output, String
         epoch: 1,
         buffer_ms: 400,
         dedicated: false,
+        resample: quaver_engine::decode::pcm::ResampleQuality::High,
     };
     let _handle = pool.submit(spec, Box::new(move |r| drop(tx.send(r))));
     let (mut reader, passthrough): (FrameReader, bool) =

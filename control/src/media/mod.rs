@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use quaver_engine::decode::pcm::ResampleQuality;
 use quaver_engine::decode::{DecodePool, JobHandle, JobReport, JobSpec};
 use quaver_engine::message::{ControlToEngine, EngineToControl, NewPlayer, TrackEnd};
 use quaver_engine::opus::{OpusDecoder, OpusEncoder};
@@ -44,6 +45,8 @@ pub struct MediaSettings {
     pub buffer_ms: u64,
     /// `trackStuckThresholdMs`.
     pub stuck_threshold_ms: u64,
+    /// `resamplingQuality`.
+    pub resample: ResampleQuality,
 }
 
 /// A decode job's report, tagged with whose it is.
@@ -297,6 +300,7 @@ impl PlayerAudio for EngineAudio {
             epoch,
             buffer_ms: self.media.settings.buffer_ms,
             dedicated: open.network,
+            resample: self.media.settings.resample,
         };
         let report = Box::new(move |report| {
             let _ = tx.send(DecodeEvent {

@@ -12,7 +12,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 use symphonia::core::units::Time;
 
-use super::pcm::Framer;
+use super::pcm::{Framer, ResampleQuality};
 use crate::audio::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::codec::FrameDecoder;
 use crate::opus::OpusDecoder;
@@ -76,6 +76,8 @@ pub struct JobSpec {
     /// The source blocks on the network: give the job its own thread so a slow server
     /// delays no other track.
     pub dedicated: bool,
+    /// `resamplingQuality` for sources not at 48 kHz.
+    pub resample: ResampleQuality,
 }
 
 impl std::fmt::Debug for JobSpec {
@@ -183,7 +185,7 @@ impl Job {
             track_id,
             passthrough,
             opus,
-            framer: Framer::new(if is_opus { SAMPLE_RATE } else { rate })?,
+            framer: Framer::new(if is_opus { SAMPLE_RATE } else { rate }, spec.resample)?,
             writer,
             epoch: spec.epoch,
             skip_frames: 0,
