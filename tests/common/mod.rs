@@ -83,6 +83,7 @@ pub fn test_audio(outputs: Arc<Captures>) -> AudioSetup {
             opus_quality: 5,
             buffer_ms: 1000,
             stuck_threshold_ms: 10_000,
+            resample: quaver_engine::decode::pcm::ResampleQuality::Low,
         },
         outputs,
         local: Some(vec![media_dir()]),
