@@ -57,8 +57,9 @@ async fn play_to_end(node: &TestNode, c: &mut Client, body: Value) -> (Value, Ve
 }
 
 #[tokio::test]
-async fn every_format_plays_a_1khz_sine_of_the_right_length() {
+async fn every_format_plays_a_1khz_sine_of_the_right_length_over_http() {
     let node = TestNode::start().await;
+    let media = common::media_server::MediaServer::start().await;
     let mut c = node.connect().await;
     for file in [
         "sine.mp3",
@@ -68,7 +69,13 @@ async fn every_format_plays_a_1khz_sine_of_the_right_length() {
         "sine.opus",
         "sine.webm",
     ] {
-        let track = local_track(file, file, 2_000, 0, false);
+        let url = media
+            .url(&format!("/media/{file}"))
+            .replace(':', "%3A")
+            .replace('/', "%2F");
+        let (_, loaded) = node.get(&format!("/v4/loadtracks?identifier={url}")).await;
+        assert_eq!(loaded["loadType"], "track", "{file}: {loaded}");
+        let track = loaded["data"]["encoded"].as_str().unwrap().to_owned();
         let (end, packets) = play_to_end(&node, &mut c, json!({"encodedTrack": track})).await;
         assert_eq!(
             (end["type"].as_str(), end["reason"].as_str()),
