@@ -149,20 +149,12 @@ async fn http_tracks_play_and_seek_with_range_requests() {
 
 #[tokio::test]
 async fn a_stalled_server_makes_the_track_stuck() {
-    let mut audio_node = fast_config();
-    audio_node.player_update_interval = Duration::from_secs(30);
-    let node = TestNode::start_with_stuck(audio_node, 1_000).await;
+    let mut control = fast_config();
+    control.player_update_interval = Duration::from_secs(30);
+    let node = TestNode::start_with_stuck(control, 1_000).await;
     let media = MediaServer::start().await;
     let mut c = node.connect().await;
-    let path = node.player_path(&c, GUILD);
-    let track = load(&node, &media.url("/media/sine.mp3")).await["data"]["encoded"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let stalled = track_with_url(&track, &media.url("/stall/sine.mp3"));
-    node.patch(&path, json!({"voice": voice(), "encodedTrack": stalled}))
-        .await;
-    assert_eq!(c.next_event().await["type"], "TrackStartEvent");
+    play_from(&node, &mut c, &media, "sine.mp3", "/stall/sine.mp3").await;
     let stuck = tokio::time::timeout(Duration::from_secs(10), c.next_event())
         .await
         .unwrap();
@@ -179,15 +171,7 @@ async fn a_dropped_connection_ends_the_track_with_an_exception() {
     let node = TestNode::start().await;
     let media = MediaServer::start().await;
     let mut c = node.connect().await;
-    let path = node.player_path(&c, GUILD);
-    let track = load(&node, &media.url("/media/sine.mp3")).await["data"]["encoded"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let dropping = track_with_url(&track, &media.url("/drop/sine.mp3"));
-    node.patch(&path, json!({"voice": voice(), "encodedTrack": dropping}))
-        .await;
-    assert_eq!(c.next_event().await["type"], "TrackStartEvent");
+    play_from(&node, &mut c, &media, "sine.mp3", "/drop/sine.mp3").await;
     let ex = tokio::time::timeout(Duration::from_secs(10), c.next_event())
         .await
         .unwrap();
@@ -204,6 +188,26 @@ async fn a_dropped_connection_ends_the_track_with_an_exception() {
     );
     let packets = node.captures.take(GUILD).len();
     assert!((20..=60).contains(&packets), "about 40 % played: {packets}");
+}
+
+/// Loads `/media/{file}`, then plays the same track from `fault_path` on a connected
+/// player and waits for its start.
+async fn play_from(
+    node: &TestNode,
+    c: &mut Client,
+    media: &MediaServer,
+    file: &str,
+    fault_path: &str,
+) {
+    let path = node.player_path(c, GUILD);
+    let loaded = load(node, &media.url(&format!("/media/{file}"))).await;
+    let track = track_with_url(
+        loaded["data"]["encoded"].as_str().unwrap(),
+        &media.url(fault_path),
+    );
+    node.patch(&path, json!({"voice": voice(), "encodedTrack": track}))
+        .await;
+    assert_eq!(c.next_event().await["type"], "TrackStartEvent");
 }
 
 /// The same track metadata pointing at another URL.

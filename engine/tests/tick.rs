@@ -86,15 +86,7 @@ fn empty_ring_is_nulled_and_stuck_is_reported_once() {
 fn pause_freezes_and_seek_discards_old_frames() {
     let mut r = rig(1);
     let (key, shared, mut captured) = r.add(0, 1000);
-    let (mut w, frames) = frame_ring(64 * 1024);
-    for i in 0..5 {
-        w.write(RecordKind::Opus, 1, &opus(i)).unwrap();
-    }
-    r.send(ControlToEngine::Play {
-        key,
-        frames,
-        epoch: 1,
-    });
+    let mut w = r.play_opus(key, 0, 5);
     r.tick();
     r.send(ControlToEngine::Pause { key, paused: true });
     for _ in 0..5 {
@@ -237,15 +229,7 @@ fn failures_and_removal_hand_everything_back() {
 fn without_an_output_nobody_pulls_audio() {
     let mut r = rig(1);
     let (key, shared, mut captured) = r.add(0, 3);
-    let (mut w, frames) = frame_ring(64 * 1024);
-    for i in 0..5 {
-        w.write(RecordKind::Opus, 1, &opus(i)).unwrap();
-    }
-    r.send(ControlToEngine::Play {
-        key,
-        frames,
-        epoch: 1,
-    });
+    let _w = r.play_opus(key, 0, 5);
     r.send(ControlToEngine::SetOutput { key, output: None });
     for _ in 0..10 {
         assert_eq!(r.tick(), 0);

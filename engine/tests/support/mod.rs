@@ -78,6 +78,27 @@ impl Rig {
         (key, shared, captured)
     }
 
+    /// Starts `key` on a fresh ring holding Opus records `first..first + n` (each packet is
+    /// `[i, 1, 2, 3]`); returns the ring's writer for more.
+    pub fn play_opus(
+        &mut self,
+        key: PlayerKey,
+        first: u8,
+        n: u8,
+    ) -> quaver_engine::ring::FrameWriter {
+        use quaver_engine::ring::{frame_ring, RecordKind};
+        let (mut w, frames) = frame_ring(256 * 1024);
+        for i in first..first + n {
+            w.write(RecordKind::Opus, 1, &[i, 1, 2, 3]).unwrap();
+        }
+        self.send(ControlToEngine::Play {
+            key,
+            frames,
+            epoch: 1,
+        });
+        w
+    }
+
     pub fn send(&mut self, cmd: ControlToEngine) {
         self.commands.push(cmd).unwrap();
     }
