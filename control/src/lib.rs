@@ -23,6 +23,7 @@ pub mod session;
 pub mod sources;
 pub mod stats;
 pub mod track;
+pub mod voice;
 pub mod ws;
 
 pub use config::{BuildInfo, ControlConfig};

@@ -1,0 +1,376 @@
+//! The Discord voice gateway (v8) as a state machine without IO: the driver feeds it
+//! frames, timeouts and discovery results, and takes out frames to send, events and
+//! the next deadline. Time is a parameter, so every rule is testable without sockets.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::close::CloseAction;
+
+/// Transport modes in order of preference; xsalsa modes are never chosen.
+pub const MODES: [&str; 2] = ["aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize"];
+
+/// Heartbeats that may go unacknowledged before the connection counts as dead.
+const MAX_MISSED_ACKS: u32 = 3;
+
+/// Who we are and where we connect, from the Lavalink voice state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceInfo {
+    /// Guild id (`server_id`).
+    pub guild_id: u64,
+    /// The bot's user id.
+    pub user_id: u64,
+    /// Voice session id.
+    pub session_id: String,
+    /// Voice token.
+    pub token: String,
+    /// DAVE protocol version to advertise (0 = none).
+    pub max_dave_protocol_version: u8,
+}
+
+/// What the gateway tells its driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayEvent {
+    /// Ready arrived: do UDP discovery against `addr` with `ssrc`.
+    Discover {
+        /// Voice server UDP address.
+        addr: SocketAddr,
+        /// Our SSRC.
+        ssrc: u32,
+    },
+    /// Session Description arrived: audio may flow.
+    SessionReady {
+        /// Negotiated mode name.
+        mode: String,
+        /// Transport key.
+        secret_key: [u8; 32],
+        /// Our SSRC.
+        ssrc: u32,
+    },
+    /// A resume completed (Resumed received).
+    Resumed,
+    /// The connection is dead (missed heartbeat ACKs): reconnect per the close policy.
+    Dead,
+    /// A protocol error on our side; the driver closes and reports.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Socket open, Identify sent, waiting for Ready.
+    Identifying,
+    /// Resume sent, waiting for Resumed.
+    Resuming,
+    /// Ready seen, UDP discovery in progress.
+    Discovering,
+    /// Select Protocol sent, waiting for Session Description.
+    Selecting,
+    /// Audio may flow.
+    Connected,
+}
+
+/// The voice gateway state machine for one connection (it survives resumes).
+#[derive(Debug)]
+pub struct VoiceGateway {
+    info: VoiceInfo,
+    phase: Phase,
+    heartbeat_every: Option<Duration>,
+    next_heartbeat: Option<Instant>,
+    nonce: u64,
+    sent_at: Option<(u64, Instant)>,
+    missed_acks: u32,
+    ping: Option<Duration>,
+    seq_ack: i64,
+    ssrc: Option<u32>,
+    offered_modes: Vec<String>,
+    mode: Option<String>,
+    key: Option<[u8; 32]>,
+    ready_seen: bool,
+    transmits: VecDeque<String>,
+    events: VecDeque<GatewayEvent>,
+}
+
+impl VoiceGateway {
+    /// A gateway for a voice state; call [`Self::on_open`] once the socket is open.
+    pub fn new(info: VoiceInfo) -> Self {
+        VoiceGateway {
+            info,
+            phase: Phase::Identifying,
+            heartbeat_every: None,
+            next_heartbeat: None,
+            nonce: 0,
+            sent_at: None,
+            missed_acks: 0,
+            ping: None,
+            seq_ack: -1,
+            ssrc: None,
+            offered_modes: Vec::new(),
+            mode: None,
+            key: None,
+            ready_seen: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Whether a Ready was ever received (a resume is possible).
+    pub fn can_resume(&self) -> bool {
+        self.ready_seen && self.key.is_some()
+    }
+
+    /// Whether audio may flow.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// Last heartbeat round trip.
+    pub fn ping(&self) -> Option<Duration> {
+        self.ping
+    }
+
+    /// Our SSRC, once Ready arrived.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
+    }
+
+    /// A (new) socket is open: identify, or resume if `resume` and a session exists.
+    pub fn on_open(&mut self, _now: Instant, resume: bool) {
+        self.heartbeat_every = None;
+        self.next_heartbeat = None;
+        self.sent_at = None;
+        self.missed_acks = 0;
+        let i = &self.info;
+        if resume && self.can_resume() {
+            self.phase = Phase::Resuming;
+            self.push(json!({"op": 7, "d": {
+                "server_id": i.guild_id.to_string(),
+                "session_id": i.session_id,
+                "token": i.token,
+                "seq_ack": self.seq_ack,
+            }}));
+        } else {
+            self.phase = Phase::Identifying;
+            self.ready_seen = false;
+            self.key = None;
+            self.seq_ack = -1;
+            self.push(json!({"op": 0, "d": {
+                "server_id": i.guild_id.to_string(),
+                "user_id": i.user_id.to_string(),
+                "session_id": i.session_id,
+                "token": i.token,
+                "max_dave_protocol_version": i.max_dave_protocol_version,
+            }}));
+        }
+    }
+
+    /// A JSON text frame from the server.
+    pub fn handle_text(&mut self, now: Instant, text: &str) {
+        let Ok(msg) = serde_json::from_str::<Value>(text) else {
+            return self
+                .events
+                .push_back(GatewayEvent::Failed("unparsable gateway payload".into()));
+        };
+        if let Some(seq) = msg.get("seq").and_then(Value::as_i64) {
+            self.seq_ack = seq;
+        }
+        let op = msg.get("op").and_then(Value::as_u64);
+        let d = msg.get("d").unwrap_or(&Value::Null);
+        match op {
+            Some(8) => self.on_hello(now, d),
+            Some(2) => self.on_ready(d),
+            Some(4) => self.on_session_description(d),
+            Some(6) => self.on_heartbeat_ack(now, d),
+            Some(9) if self.phase == Phase::Resuming => {
+                self.phase = Phase::Connected;
+                self.events.push_back(GatewayEvent::Resumed);
+            }
+            // Speaking from others, client connect/disconnect, DAVE and undocumented
+            // ops: nothing to do here. Never fail on an unknown op.
+            _ => {}
+        }
+    }
+
+    /// A binary frame from the server: `[u16 BE seq][opcode][payload]` (DAVE ops).
+    pub fn handle_binary(&mut self, _now: Instant, frame: &[u8]) {
+        if let [hi, lo, ..] = frame {
+            self.seq_ack = i64::from(u16::from_be_bytes([*hi, *lo]));
+        }
+    }
+
+    /// UDP discovery found our external address: select the protocol.
+    pub fn discovered(&mut self, _now: Instant, external: SocketAddr) {
+        if self.phase != Phase::Discovering {
+            return;
+        }
+        let Some(mode) = MODES
+            .iter()
+            .find(|m| self.offered_modes.iter().any(|o| o == *m))
+        else {
+            return self.events.push_back(GatewayEvent::Failed(
+                "the voice server offers no supported encryption mode".into(),
+            ));
+        };
+        self.phase = Phase::Selecting;
+        self.push(json!({"op": 1, "d": {
+            "protocol": "udp",
+            "data": {"address": external.ip().to_string(), "port": external.port(), "mode": mode},
+        }}));
+    }
+
+    /// Sends a Speaking op with `flags` (1 = microphone, 0 = stopped).
+    pub fn speaking(&mut self, flags: u8) {
+        if let Some(ssrc) = self.ssrc {
+            self.push(json!({"op": 5, "d": {"speaking": flags, "delay": 0, "ssrc": ssrc}}));
+        }
+    }
+
+    /// Time passed: send a heartbeat when due; declare the connection dead after too
+    /// many unanswered ones.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let (Some(at), Some(every)) = (self.next_heartbeat, self.heartbeat_every) else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        if self.sent_at.is_some() {
+            self.missed_acks += 1;
+            if self.missed_acks >= MAX_MISSED_ACKS {
+                self.next_heartbeat = None;
+                return self.events.push_back(GatewayEvent::Dead);
+            }
+        }
+        self.nonce = self.nonce.wrapping_add(1) & ((1 << 53) - 1);
+        self.sent_at = Some((self.nonce, now));
+        self.push(json!({"op": 3, "d": {"t": self.nonce, "seq_ack": self.seq_ack}}));
+        self.next_heartbeat = Some(at + every);
+    }
+
+    /// The next instant [`Self::handle_timeout`] wants to run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_heartbeat
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<String> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<GatewayEvent> {
+        self.events.pop_front()
+    }
+
+    /// The socket closed with `code`: what the driver should do, given whether this
+    /// session could be resumed.
+    pub fn on_close(&mut self, code: u16) -> CloseAction {
+        self.next_heartbeat = None;
+        if self.phase == Phase::Resuming {
+            // A failed resume falls back to the full flow once.
+            return match CloseAction::for_code(code, true) {
+                CloseAction::Resume => CloseAction::Identify,
+                other => other,
+            };
+        }
+        CloseAction::for_code(code, self.can_resume())
+    }
+
+    fn on_hello(&mut self, now: Instant, d: &Value) {
+        let ms = d
+            .get("heartbeat_interval")
+            .and_then(Value::as_f64)
+            .unwrap_or(41_250.0)
+            .max(50.0);
+        let every = Duration::from_secs_f64(ms / 1000.0);
+        self.heartbeat_every = Some(every);
+        self.next_heartbeat = Some(now + every);
+    }
+
+    fn on_ready(&mut self, d: &Value) {
+        let ssrc = d
+            .get("ssrc")
+            .and_then(Value::as_u64)
+            .and_then(|s| u32::try_from(s).ok());
+        let ip = d
+            .get("ip")
+            .and_then(Value::as_str)
+            .and_then(|ip| ip.parse().ok());
+        let port = d
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok());
+        let (Some(ssrc), Some(ip), Some(port)) = (ssrc, ip, port) else {
+            return self
+                .events
+                .push_back(GatewayEvent::Failed("malformed Ready".into()));
+        };
+        self.offered_modes = d
+            .get("modes")
+            .and_then(Value::as_array)
+            .map(|m| {
+                m.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.ssrc = Some(ssrc);
+        self.ready_seen = true;
+        self.phase = Phase::Discovering;
+        self.events.push_back(GatewayEvent::Discover {
+            addr: SocketAddr::new(ip, port),
+            ssrc,
+        });
+    }
+
+    fn on_session_description(&mut self, d: &Value) {
+        let mode = d.get("mode").and_then(Value::as_str).map(str::to_owned);
+        let key: Option<Vec<u8>> = d.get("secret_key").and_then(Value::as_array).map(|k| {
+            k.iter()
+                .filter_map(Value::as_u64)
+                .filter_map(|b| u8::try_from(b).ok())
+                .collect()
+        });
+        let (Some(mode), Some(key), Some(ssrc)) = (mode, key, self.ssrc) else {
+            return self
+                .events
+                .push_back(GatewayEvent::Failed("malformed Session Description".into()));
+        };
+        let Ok(secret_key) = <[u8; 32]>::try_from(key.as_slice()) else {
+            return self.events.push_back(GatewayEvent::Failed(
+                "the secret key is not 32 bytes".into(),
+            ));
+        };
+        if !MODES.contains(&mode.as_str()) {
+            return self
+                .events
+                .push_back(GatewayEvent::Failed(format!("unsupported mode {mode}")));
+        }
+        self.mode = Some(mode.clone());
+        self.key = Some(secret_key);
+        self.phase = Phase::Connected;
+        self.events.push_back(GatewayEvent::SessionReady {
+            mode,
+            secret_key,
+            ssrc,
+        });
+    }
+
+    fn on_heartbeat_ack(&mut self, now: Instant, d: &Value) {
+        let t = d.get("t").and_then(Value::as_u64).or_else(|| d.as_u64());
+        if let Some((nonce, at)) = self.sent_at {
+            if t == Some(nonce) {
+                self.ping = Some(now.saturating_duration_since(at));
+                self.sent_at = None;
+                self.missed_acks = 0;
+            }
+        }
+    }
+
+    fn push(&mut self, v: Value) {
+        self.transmits.push_back(v.to_string());
+    }
+}

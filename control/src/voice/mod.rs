@@ -1,0 +1,8 @@
+//! Discord voice: the gateway protocol (sans-IO), its close-code policy, and the
+//! tokio driver that connects a player to a voice server.
+
+pub mod close;
+pub mod gateway;
+
+#[cfg(test)]
+mod gateway_tests;
