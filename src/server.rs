@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use quaver_control::loader::{SourceManager, TrackLoader};
-use quaver_control::media::{Media, MediaSettings, NoVoice, OutputFactory};
+use quaver_control::media::{Media, MediaSettings, NoVoice, VoiceConnector};
 use quaver_control::sources::http::{HttpSource, HttpTimeouts};
 use quaver_control::sources::local::LocalSource;
 use quaver_control::{BuildInfo, ControlConfig, Node};
@@ -40,7 +40,7 @@ pub struct AudioSetup {
     /// Encoder quality, buffer and stuck threshold.
     pub media: MediaSettings,
     /// Voice transport.
-    pub outputs: Arc<dyn OutputFactory>,
+    pub voice: Arc<dyn VoiceConnector>,
     /// `lavalink.server.sources.local`, with `quaver.sources.localRoots`.
     pub local: Option<Vec<PathBuf>>,
     /// `lavalink.server.sources.http`, with `lavalink.server.timeouts.*`.
@@ -79,7 +79,7 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
                 ResamplingQuality::High => ResampleQuality::High,
             },
         },
-        outputs: Arc::new(NoVoice),
+        voice: Arc::new(NoVoice),
         local: l.sources.local.then(|| q.local_roots.clone()),
         http: l.sources.http.then(|| HttpTimeouts {
             connect: Duration::from_millis(l.timeouts.connect_timeout_ms),
@@ -168,7 +168,7 @@ impl Running {
             "audio engine started"
         );
         let decoders = DecodePool::start(audio.decode_threads)?;
-        let media = Media::start(engine, decoders, audio.media, audio.outputs, loader.clone());
+        let media = Media::start(engine, decoders, audio.media, audio.voice, loader.clone());
         let node = Node::new(control, loader, Arc::new(media.clone()));
         node.start_frame_sampler();
         let app = quaver_control::router(node.clone());

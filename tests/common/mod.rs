@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use quaver::server::{AudioSetup, Running};
 use quaver_control::ids::GuildId;
-use quaver_control::media::{MediaSettings, OutputFactory};
-use quaver_control::protocol::player::VoiceState;
+use quaver_control::media::{MediaSettings, VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
 use quaver_control::ControlConfig;
 use quaver_engine::output::{capture, Captured, PacketOutput};
 use quaver_engine::EngineConfig;
@@ -47,11 +46,28 @@ pub struct Captures {
     by_guild: Mutex<HashMap<GuildId, Captured>>,
 }
 
-impl OutputFactory for Captures {
-    fn output_for(&self, guild: GuildId, _: &VoiceState) -> Option<Box<dyn PacketOutput>> {
+/// A capture "connection": connected at once.
+#[derive(Debug)]
+struct Captured_;
+
+impl VoiceHandle for Captured_ {
+    fn is_connected(&self) -> bool {
+        true
+    }
+    fn ping_ms(&self) -> Option<i64> {
+        Some(0)
+    }
+}
+
+impl VoiceConnector for Captures {
+    fn connect(&self, request: VoiceRequest, link: VoiceLink) -> Box<dyn VoiceHandle> {
         let (out, captured) = capture(1 << 22);
-        self.by_guild.lock().unwrap().insert(guild, captured);
-        Some(Box::new(out))
+        self.by_guild
+            .lock()
+            .unwrap()
+            .insert(request.guild, captured);
+        link.attach(Box::new(out) as Box<dyn PacketOutput>);
+        Box::new(Captured_)
     }
 }
 
@@ -85,7 +101,7 @@ pub fn test_audio(outputs: Arc<Captures>) -> AudioSetup {
             stuck_threshold_ms: 10_000,
             resample: quaver_engine::decode::pcm::ResampleQuality::Low,
         },
-        outputs,
+        voice: outputs,
         local: Some(vec![media_dir()]),
         http: Some(quaver_control::sources::http::HttpTimeouts {
             connect: Duration::from_secs(2),

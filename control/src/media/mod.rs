@@ -21,7 +21,7 @@ use quaver_engine::shared::PlayerShared;
 use quaver_engine::{Engine, Placement};
 use tokio::sync::mpsc;
 
-pub use output::{NoVoice, OutputFactory};
+pub use output::{NoVoice, VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
 use route::{Route, RouteKey};
 
 use crate::audio_track::AudioTrack;
@@ -49,12 +49,24 @@ pub struct MediaSettings {
     pub resample: ResampleQuality,
 }
 
-/// A decode job's report, tagged with whose it is.
+/// Work for the router task, from decode threads and voice connections.
 #[derive(Debug)]
-struct DecodeEvent {
-    route: RouteKey,
-    epoch: u32,
-    report: JobReport,
+enum MediaEvent {
+    /// A decode job's report.
+    Decode {
+        route: RouteKey,
+        epoch: u32,
+        report: JobReport,
+    },
+    /// A voice connection's state changed: send a `playerUpdate`.
+    VoiceUpdate { route: RouteKey },
+    /// A voice connection closed for good.
+    VoiceClosed {
+        route: RouteKey,
+        code: u16,
+        reason: String,
+        by_remote: bool,
+    },
 }
 
 /// The engine, the decoders and the routing between them and the sessions.
@@ -62,12 +74,14 @@ pub struct Media {
     engine: Arc<Engine>,
     decoders: DecodePool,
     settings: MediaSettings,
-    outputs: Arc<dyn OutputFactory>,
+    voice: Arc<dyn VoiceConnector>,
     loader: Arc<TrackLoader>,
     routes: Mutex<HashMap<RouteKey, Route>>,
     /// Mid-track failure messages, until the engine reports the failure in order.
     failures: Mutex<HashMap<RouteKey, String>>,
-    decode_tx: mpsc::UnboundedSender<DecodeEvent>,
+    /// Routes of destroyed players, for their last voice-closed event.
+    retired: Mutex<HashMap<RouteKey, Route>>,
+    events_tx: mpsc::UnboundedSender<MediaEvent>,
 }
 
 impl std::fmt::Debug for Media {
@@ -85,21 +99,22 @@ impl Media {
         engine: Arc<Engine>,
         decoders: DecodePool,
         settings: MediaSettings,
-        outputs: Arc<dyn OutputFactory>,
+        voice: Arc<dyn VoiceConnector>,
         loader: Arc<TrackLoader>,
     ) -> Arc<Media> {
-        let (decode_tx, decode_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let media = Arc::new(Media {
             engine,
             decoders,
             settings,
-            outputs,
+            voice,
             loader,
             routes: Mutex::default(),
             failures: Mutex::default(),
-            decode_tx,
+            retired: Mutex::default(),
+            events_tx,
         });
-        tokio::spawn(router(Arc::downgrade(&media), decode_rx));
+        tokio::spawn(router(Arc::downgrade(&media), events_rx));
         media
     }
 
@@ -148,12 +163,46 @@ impl Media {
         }
     }
 
-    fn on_decode_event(&self, e: DecodeEvent) {
-        let Some((session, guild, placement)) = self.route(e.route) else {
+    fn on_media_event(&self, event: MediaEvent) {
+        match event {
+            MediaEvent::Decode {
+                route,
+                epoch,
+                report,
+            } => self.on_decode_report(route, epoch, report),
+            MediaEvent::VoiceUpdate { route } => {
+                if let Some((session, guild, _)) = self.route(route) {
+                    session.send_update_for(guild);
+                }
+            }
+            MediaEvent::VoiceClosed {
+                route,
+                code,
+                reason,
+                by_remote,
+            } => {
+                if let Some((session, guild, _)) =
+                    self.route(route).or_else(|| self.retired_route(route))
+                {
+                    session.on_voice_closed(guild, code, reason, by_remote);
+                }
+            }
+        }
+    }
+
+    /// Routes of destroyed players stay known briefly, so their final
+    /// `WebSocketClosedEvent` still reaches the client.
+    fn retired_route(&self, route: RouteKey) -> Option<(Arc<Session>, GuildId, Placement)> {
+        let r = self.retired.lock().remove(&route)?;
+        Some((r.session.upgrade()?, r.guild, r.placement))
+    }
+
+    fn on_decode_report(&self, route: RouteKey, epoch: u32, report: JobReport) {
+        let Some((session, guild, placement)) = self.route(route) else {
             return;
         };
-        match e.report {
-            JobReport::Ready { frames, .. } => match session.current_epoch(guild, e.epoch) {
+        match report {
+            JobReport::Ready { frames, .. } => match session.current_epoch(guild, epoch) {
                 Some(epoch) => self.send(
                     placement.thread,
                     ControlToEngine::Play {
@@ -164,18 +213,16 @@ impl Media {
                 ),
                 None => drop(frames),
             },
-            JobReport::LoadFailed(message) => {
-                session.on_track_failed(guild, e.epoch, message, true)
-            }
+            JobReport::LoadFailed(message) => session.on_track_failed(guild, epoch, message, true),
             JobReport::Failed { message, .. } => {
-                self.failures.lock().insert(e.route, message);
+                self.failures.lock().insert(route, message);
             }
         }
     }
 }
 
-/// Drains engine events every few milliseconds and decode reports as they come.
-async fn router(media: Weak<Media>, mut decode_rx: mpsc::UnboundedReceiver<DecodeEvent>) {
+/// Drains engine events every few milliseconds, and decode and voice reports as they come.
+async fn router(media: Weak<Media>, mut events_rx: mpsc::UnboundedReceiver<MediaEvent>) {
     let mut tick = tokio::time::interval(EVENT_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -188,9 +235,9 @@ async fn router(media: Weak<Media>, mut decode_rx: mpsc::UnboundedReceiver<Decod
                     media.on_engine_event(thread, e);
                 }
             }
-            Some(event) = decode_rx.recv() => {
+            Some(event) = events_rx.recv() => {
                 let Some(media) = media.upgrade() else { return };
-                media.on_decode_event(event);
+                media.on_media_event(event);
             }
         }
     }
@@ -236,29 +283,31 @@ impl AudioFactory for Arc<Media> {
             placement,
             route,
             guild,
+            user_id: session.user_id().0.get(),
             shared,
             job: None,
-            connected: false,
+            voice: None,
         }))
     }
 }
 
-/// A player's binding to the engine.
+/// A player's binding to the engine and to its voice connection.
 pub struct EngineAudio {
     media: Arc<Media>,
     placement: Placement,
     route: RouteKey,
     guild: GuildId,
+    user_id: u64,
     shared: Arc<PlayerShared>,
     job: Option<JobHandle>,
-    connected: bool,
+    voice: Option<Box<dyn VoiceHandle>>,
 }
 
 impl std::fmt::Debug for EngineAudio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineAudio")
             .field("placement", &self.placement)
-            .field("connected", &self.connected)
+            .field("voice", &self.voice)
             .finish()
     }
 }
@@ -273,6 +322,30 @@ impl EngineAudio {
             job.stop();
         }
     }
+
+    fn link(&self) -> VoiceLink {
+        VoiceLink {
+            media: Arc::downgrade(&self.media),
+            route: self.route,
+            placement: self.placement,
+        }
+    }
+
+    /// Drops the voice connection; a connected one is reported closed (1000, by us),
+    /// as Lavalink reports a connection it replaces or destroys.
+    fn disconnect(&mut self) {
+        if let Some(old) = self.voice.take() {
+            let was_connected = old.is_connected();
+            drop(old);
+            self.send(ControlToEngine::SetOutput {
+                key: self.placement.key,
+                output: None,
+            });
+            if was_connected {
+                self.link().closed(1000, String::new(), false);
+            }
+        }
+    }
 }
 
 impl PlayerAudio for EngineAudio {
@@ -285,14 +358,15 @@ impl PlayerAudio for EngineAudio {
                 "no {} source on this node can play this track",
                 track.blob().source_name
             );
-            let _ = self.media.decode_tx.send(DecodeEvent {
+            let report = JobReport::LoadFailed(message);
+            let _ = self.media.events_tx.send(MediaEvent::Decode {
                 route,
                 epoch,
-                report: JobReport::LoadFailed(message),
+                report,
             });
             return;
         };
-        let tx = self.media.decode_tx.clone();
+        let tx = self.media.events_tx.clone();
         let spec = JobSpec {
             source: open.opener,
             extension: open.extension,
@@ -303,7 +377,7 @@ impl PlayerAudio for EngineAudio {
             resample: self.media.settings.resample,
         };
         let report = Box::new(move |report| {
-            let _ = tx.send(DecodeEvent {
+            let _ = tx.send(MediaEvent::Decode {
                 route,
                 epoch,
                 report,
@@ -352,12 +426,13 @@ impl PlayerAudio for EngineAudio {
     }
 
     fn set_voice(&mut self, voice: &VoiceState) {
-        let output = self.media.outputs.output_for(self.guild, voice);
-        self.connected = output.is_some();
-        self.send(ControlToEngine::SetOutput {
-            key: self.placement.key,
-            output,
-        });
+        self.disconnect();
+        let request = VoiceRequest {
+            guild: self.guild,
+            user_id: self.user_id,
+            voice: voice.clone(),
+        };
+        self.voice = Some(self.media.voice.connect(request, self.link()));
     }
 
     fn frames_sent(&self, epoch: u32) -> u64 {
@@ -373,13 +448,21 @@ impl PlayerAudio for EngineAudio {
     }
 
     fn is_connected(&self) -> bool {
-        self.connected
+        self.voice.as_ref().is_some_and(|v| v.is_connected())
+    }
+
+    fn ping_ms(&self) -> Option<i64> {
+        self.voice.as_ref().and_then(|v| v.ping_ms())
     }
 
     fn destroy(&mut self) {
         self.stop_job();
+        let route = self.media.routes.lock().remove(&self.route);
+        if let Some(route) = route.filter(|_| self.is_connected()) {
+            self.media.retired.lock().insert(self.route, route);
+        }
+        self.disconnect();
         self.send(ControlToEngine::Remove(self.placement.key));
-        self.media.routes.lock().remove(&self.route);
         self.media.failures.lock().remove(&self.route);
         self.media.engine.release(self.placement);
     }

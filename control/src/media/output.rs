@@ -1,24 +1,123 @@
-//! Where a connected player's packets go: the Discord voice transport in production,
-//! a capture in tests.
+//! How players reach a voice server: a [`VoiceConnector`] turns a voice state into a
+//! connection that, once audio can flow, attaches a packet output to the player's
+//! engine slot through its [`VoiceLink`].
 
+use std::sync::Weak;
+
+use quaver_engine::message::ControlToEngine;
 use quaver_engine::output::PacketOutput;
+use quaver_engine::Placement;
 
+use super::route::RouteKey;
+use super::{Media, MediaEvent};
 use crate::ids::GuildId;
 use crate::protocol::player::VoiceState;
 
-/// Turns a player's voice state into a packet output.
-pub trait OutputFactory: Send + Sync {
-    /// The output for `guild` connected per `voice`, or `None` when it cannot connect.
-    fn output_for(&self, guild: GuildId, voice: &VoiceState) -> Option<Box<dyn PacketOutput>>;
+/// What a player asks to connect to.
+#[derive(Debug, Clone)]
+pub struct VoiceRequest {
+    /// The guild.
+    pub guild: GuildId,
+    /// The bot's user id (the session's `User-Id`).
+    pub user_id: u64,
+    /// Token, endpoint, session id and channel id.
+    pub voice: VoiceState,
+}
+
+/// A live (or connecting) voice connection; dropping it disconnects.
+pub trait VoiceHandle: Send + std::fmt::Debug {
+    /// Whether the voice gateway is open and audio can flow.
+    fn is_connected(&self) -> bool;
+    /// Gateway round trip in ms, once measured.
+    fn ping_ms(&self) -> Option<i64>;
+}
+
+/// Connects players to voice servers.
+pub trait VoiceConnector: Send + Sync {
+    /// Starts connecting; the connection reports back through `link`.
+    fn connect(&self, request: VoiceRequest, link: VoiceLink) -> Box<dyn VoiceHandle>;
+}
+
+/// A connection's way back to its player: attach or detach the engine output, and
+/// report closes to the Lavalink client. Never blocks; safe from any task.
+#[derive(Debug, Clone)]
+pub struct VoiceLink {
+    pub(super) media: Weak<Media>,
+    pub(super) route: RouteKey,
+    pub(super) placement: Placement,
+}
+
+impl VoiceLink {
+    /// Audio can flow: the engine starts sending this player's packets to `output`.
+    pub fn attach(&self, output: Box<dyn PacketOutput>) {
+        if let Some(m) = self.media.upgrade() {
+            m.send(
+                self.placement.thread,
+                ControlToEngine::SetOutput {
+                    key: self.placement.key,
+                    output: Some(output),
+                },
+            );
+            let _ = m
+                .events_tx
+                .send(MediaEvent::VoiceUpdate { route: self.route });
+        }
+    }
+
+    /// Audio can no longer flow (the connection is gone for good).
+    pub fn detach(&self) {
+        if let Some(m) = self.media.upgrade() {
+            m.send(
+                self.placement.thread,
+                ControlToEngine::SetOutput {
+                    key: self.placement.key,
+                    output: None,
+                },
+            );
+        }
+    }
+
+    /// The gateway's state changed (ready, resumed): clients get a `playerUpdate`.
+    pub fn updated(&self) {
+        if let Some(m) = self.media.upgrade() {
+            let _ = m
+                .events_tx
+                .send(MediaEvent::VoiceUpdate { route: self.route });
+        }
+    }
+
+    /// The voice WebSocket closed for good: the client gets `WebSocketClosedEvent`.
+    pub fn closed(&self, code: u16, reason: String, by_remote: bool) {
+        if let Some(m) = self.media.upgrade() {
+            let _ = m.events_tx.send(MediaEvent::VoiceClosed {
+                route: self.route,
+                code,
+                reason,
+                by_remote,
+            });
+        }
+    }
 }
 
 /// No voice transport: players behave as Lavalink players without a voice connection
-/// (their audio is never pulled). The Discord voice transport replaces this.
+/// (their audio is never pulled).
 #[derive(Debug, Default)]
 pub struct NoVoice;
 
-impl OutputFactory for NoVoice {
-    fn output_for(&self, _: GuildId, _: &VoiceState) -> Option<Box<dyn PacketOutput>> {
+#[derive(Debug)]
+struct NotConnected;
+
+impl VoiceHandle for NotConnected {
+    fn is_connected(&self) -> bool {
+        false
+    }
+    fn ping_ms(&self) -> Option<i64> {
         None
+    }
+}
+
+impl VoiceConnector for NoVoice {
+    fn connect(&self, _: VoiceRequest, _: VoiceLink) -> Box<dyn VoiceHandle> {
+        Box::new(NotConnected)
     }
 }

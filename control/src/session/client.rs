@@ -294,6 +294,28 @@ impl Session {
         });
     }
 
+    /// A voice connection changed state: a `playerUpdate` for its player.
+    pub fn send_update_for(&self, guild: GuildId) {
+        if let Some(player) = self.players.lock().get(&guild) {
+            self.send_player_update(player);
+        }
+    }
+
+    /// The voice WebSocket of `guild` closed for good: `WebSocketClosedEvent`, then a
+    /// `playerUpdate` if the player still exists.
+    pub fn on_voice_closed(&self, guild: GuildId, code: u16, reason: String, by_remote: bool) {
+        let players = self.players.lock();
+        self.send(&OutgoingMessage::Event(Event::WebSocketClosedEvent {
+            guild_id: guild.to_string(),
+            code,
+            reason,
+            by_remote,
+        }));
+        if let Some(player) = players.get(&guild) {
+            self.send_player_update(player);
+        }
+    }
+
     /// Runs `f` on the player if its current track owns `epoch`, then sends what it emitted.
     fn with_track(
         &self,
