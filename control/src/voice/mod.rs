@@ -2,6 +2,7 @@
 //! tokio driver that connects a player to a voice server.
 
 pub mod close;
+pub mod connection;
 pub mod gateway;
 
 #[cfg(test)]
