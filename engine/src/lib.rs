@@ -13,7 +13,8 @@
 //!    ([`batch::PacketBatch`]), timing each player: pass an Opus frame through, or
 //!    scale and encode PCM. An empty frame ring is a nulled frame, never a wait.
 //! 4. Wait for the deadline. Deadlines march: `deadline += 20 ms`.
-//! 5. Send every packet through its player's non-blocking output.
+//! 5. Send every packet through its player's non-blocking output; every other output
+//!    gets `tick_idle` (trailing silence, keepalives).
 //! 6. Publish what was actually sent (the position counters) and queue events.
 //!
 //! Steps 1–3 are [`Worker::produce`], 5–6 [`Worker::send`]; the runner owns step 4.
@@ -32,6 +33,7 @@ pub mod pool;
 pub mod ring;
 pub mod runner;
 pub mod shared;
+pub mod transport;
 pub mod volume;
 pub mod worker;
 

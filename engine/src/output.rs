@@ -21,6 +21,10 @@ pub trait PacketOutput: Send {
     fn send(&mut self, opus: &[u8]) -> SendOutcome;
     /// Audio stopped (pause, stop, end): the output may send its end-of-speech frames.
     fn audio_stopped(&mut self) {}
+    /// Called on every tick in which this output got no packet, after the deadline like
+    /// [`send`](Self::send), so an output can pace its own traffic (trailing silence,
+    /// keepalives) by ticks. Same rules as `send`.
+    fn tick_idle(&mut self) {}
 }
 
 /// Discards every packet (a player without a voice connection).

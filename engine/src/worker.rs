@@ -35,6 +35,9 @@ struct Player {
     /// A filter chain is active: Opus is decoded and re-encoded even at unity volume.
     process: bool,
     cost_ns: u64,
+    /// Its output got a packet in this tick's send; cleared when the tick's idle
+    /// outputs are visited.
+    sent_this_tick: bool,
 }
 
 struct Slot {
@@ -152,8 +155,11 @@ impl Worker {
         }
     }
 
-    /// Steps 6–7: hands every produced packet to its player's output and publishes
+    /// Steps 5–6: hands every produced packet to its player's output, lets every other
+    /// output know it was idle this tick ([`PacketOutput::tick_idle`]), and publishes
     /// the counters of what actually left.
+    ///
+    /// [`PacketOutput::tick_idle`]: crate::output::PacketOutput::tick_idle
     pub fn send(&mut self, batch: &PacketBatch) {
         for packet in batch.packets() {
             let Some(player) = self
@@ -166,6 +172,7 @@ impl Worker {
             let Some(output) = player.parts.output.as_mut() else {
                 continue;
             };
+            player.sent_this_tick = true;
             match output.send(&packet.data[..packet.len]) {
                 SendOutcome::Sent => {
                     player.parts.shared.add_sent();
@@ -173,6 +180,14 @@ impl Worker {
                 }
                 SendOutcome::WouldBlock => self.counters.would_block += 1,
                 SendOutcome::Failed => self.counters.send_errors += 1,
+            }
+        }
+        for player in self.slots.iter_mut().filter_map(|s| s.player.as_mut()) {
+            if std::mem::take(&mut player.sent_this_tick) {
+                continue;
+            }
+            if let Some(output) = player.parts.output.as_mut() {
+                output.tick_idle();
             }
         }
     }
@@ -333,6 +348,7 @@ impl Player {
             decoding: false,
             process: false,
             cost_ns: 0,
+            sent_this_tick: false,
         }
     }
 }

@@ -188,3 +188,80 @@ fn ticks_with_real_opus_neither_allocate_nor_free() {
         "libopus allocated inside the tick"
     );
 }
+
+/// The same with the real voice transport: sealing, non-blocking sends on a loopback
+/// socket, trailing silence after pauses and a stop, and keepalives while idle, in both
+/// encryption modes.
+#[test]
+fn ticks_with_voice_output_neither_allocate_nor_free() {
+    use quaver_engine::message::{NewPlayer, PlayerKey};
+    use quaver_engine::transport::{EncryptionMode, RtpState, TransportCipher, VoiceOutput};
+    use std::net::UdpSocket;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let mut r = rig(2);
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut stats = vec![];
+    let mut writers = vec![];
+    let mut keys = vec![];
+    for (index, mode) in EncryptionMode::PREFERENCE.into_iter().enumerate() {
+        let key = PlayerKey {
+            index: index as u32,
+            generation: 1,
+        };
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(receiver.local_addr().unwrap()).unwrap();
+        let cipher = TransportCipher::new(mode, [index as u8; 32]);
+        let out = VoiceOutput::new(socket, cipher, RtpState::new(1 + index as u32)).unwrap();
+        stats.push(out.stats());
+        r.send(ControlToEngine::Add(Box::new(NewPlayer {
+            key,
+            shared: Arc::default(),
+            encoder: Box::new(TagEncoder),
+            decoder: Box::new(ConstDecoder(Arc::default())),
+            output: Some(Box::new(out)),
+            stuck_after_ticks: 100_000,
+        })));
+        let (mut w, frames) = frame_ring(1 << 20);
+        for n in 0..400u32 {
+            w.write(RecordKind::Opus, 1, &[n as u8; 160]).unwrap();
+        }
+        r.send(ControlToEngine::Play {
+            key,
+            frames,
+            epoch: 1,
+        });
+        writers.push(w);
+        keys.push(key);
+    }
+    r.tick();
+    measured(|| {
+        for t in 0..600u32 {
+            if t % 50 == 0 {
+                let paused = t % 100 == 0;
+                let _ = r.commands.push(ControlToEngine::Pause {
+                    key: keys[0],
+                    paused,
+                });
+            }
+            if t == 300 {
+                let _ = r.commands.push(ControlToEngine::Stop(keys[1]));
+            }
+            r.tick();
+        }
+    });
+    // The retired frame reader is dropped here, unmeasured.
+    drop(r.events());
+    assert_eq!(
+        (count(&ALLOCS), count(&FREES)),
+        (0, 0),
+        "the voice transport allocated inside the tick"
+    );
+    for s in &stats {
+        assert!(s.packets_sent.load(Ordering::Relaxed) >= 200);
+        assert!(s.silence_sent.load(Ordering::Relaxed) >= 5);
+        assert_eq!(s.keepalives_sent.load(Ordering::Relaxed), 2);
+        assert_eq!(s.errors.load(Ordering::Relaxed), 0);
+    }
+}

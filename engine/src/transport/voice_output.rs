@@ -1,0 +1,199 @@
+//! The output of a player with a voice connection: seals each Opus packet as RTP and
+//! sends it with one non-blocking `send` on a connected UDP socket.
+//!
+//! Besides audio it keeps the stream well-formed when audio stops (five Opus silence
+//! frames, then "not speaking") and keeps the UDP path open while idle (a keepalive
+//! datagram every 5 s). Everything runs on the tick thread without allocating,
+//! locking, blocking or logging; the control plane watches [`VoiceOutputStats`] and
+//! the `speaking` flag.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::crypto::{TransportCipher, SEAL_OVERHEAD};
+use super::rtp::{RtpState, RTP_HEADER_LEN};
+use crate::audio::FRAMES_PER_SECOND;
+use crate::output::{PacketOutput, SendOutcome};
+use crate::ring::MAX_OPUS_PACKET;
+
+/// The Opus frame Discord expects as silence: a 20 ms CELT frame with no energy.
+pub const OPUS_SILENCE: [u8; 3] = [0xF8, 0xFF, 0xFE];
+
+/// Silence frames sent after audio stops, so receivers stop interpolating.
+pub const SILENCE_FRAMES: u8 = 5;
+
+/// Ticks between UDP keepalives: 5 s.
+pub const KEEPALIVE_TICKS: u32 = 5 * FRAMES_PER_SECOND;
+
+/// Length of a UDP keepalive: a little-endian u32 counter and four zero bytes.
+pub const KEEPALIVE_LEN: usize = 8;
+
+/// The largest datagram a [`VoiceOutput`] sends.
+pub const MAX_PACKET: usize = RTP_HEADER_LEN + MAX_OPUS_PACKET + SEAL_OVERHEAD;
+
+/// Counters one voice output publishes; all only grow.
+#[derive(Debug, Default)]
+pub struct VoiceOutputStats {
+    /// Audio packets that left (silence frames not included).
+    pub packets_sent: AtomicU64,
+    /// Silence frames that left.
+    pub silence_sent: AtomicU64,
+    /// Keepalives that left.
+    pub keepalives_sent: AtomicU64,
+    /// Datagrams dropped because the socket buffer was full.
+    pub would_block: AtomicU64,
+    /// Datagrams dropped because the send failed (e.g. ICMP port unreachable), or
+    /// audio packets that could not be sealed (oversized).
+    pub errors: AtomicU64,
+}
+
+impl VoiceOutputStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A [`PacketOutput`] that speaks Discord's voice transport on one connected socket.
+#[derive(Debug)]
+pub struct VoiceOutput {
+    socket: mio::net::UdpSocket,
+    cipher: TransportCipher,
+    rtp: RtpState,
+    buf: [u8; MAX_PACKET],
+    stats: Arc<VoiceOutputStats>,
+    speaking: Arc<AtomicBool>,
+    /// Silence frames still to send.
+    silence_left: u8,
+    /// Ticks since the last keepalive.
+    ticks: u32,
+    keepalive: u32,
+}
+
+impl VoiceOutput {
+    /// An output on `socket`, which the control plane has bound and connected to the
+    /// voice server's UDP address (after IP discovery). The socket is made non-blocking
+    /// here.
+    pub fn new(
+        socket: std::net::UdpSocket,
+        cipher: TransportCipher,
+        rtp: RtpState,
+    ) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(VoiceOutput {
+            socket: mio::net::UdpSocket::from_std(socket),
+            cipher,
+            rtp,
+            buf: [0; MAX_PACKET],
+            stats: Arc::default(),
+            speaking: Arc::default(),
+            silence_left: 0,
+            ticks: 0,
+            keepalive: 0,
+        })
+    }
+
+    /// The published counters.
+    pub fn stats(&self) -> Arc<VoiceOutputStats> {
+        self.stats.clone()
+    }
+
+    /// True while audio flows or trailing silence is pending; false once the silence
+    /// after a stop has been sent. The control plane mirrors it in Speaking (op 5).
+    pub fn speaking(&self) -> Arc<AtomicBool> {
+        self.speaking.clone()
+    }
+
+    /// The counters the next packet will carry.
+    pub fn rtp_state(&self) -> RtpState {
+        self.rtp
+    }
+
+    /// Seals `payload` as the next RTP packet and sends it.
+    fn send_rtp(&mut self, payload: &[u8]) -> SendOutcome {
+        if payload.len() > MAX_OPUS_PACKET {
+            VoiceOutputStats::bump(&self.stats.errors);
+            return SendOutcome::Failed;
+        }
+        self.buf[..RTP_HEADER_LEN].copy_from_slice(&self.rtp.header());
+        self.buf[RTP_HEADER_LEN..][..payload.len()].copy_from_slice(payload);
+        let sealed = self
+            .cipher
+            .seal_in_place(&mut self.buf, payload.len(), self.rtp.nonce);
+        // Sent or not, these counters are used up: a dropped packet reads as loss to the
+        // receiver, and a nonce is never reused.
+        self.rtp.advance();
+        match sealed {
+            Ok(len) => self.send_datagram(len),
+            Err(_) => {
+                VoiceOutputStats::bump(&self.stats.errors);
+                SendOutcome::Failed
+            }
+        }
+    }
+
+    /// Sends `buf[..len]` without blocking, counting drops.
+    fn send_datagram(&mut self, len: usize) -> SendOutcome {
+        match self.socket.send(&self.buf[..len]) {
+            Ok(_) => SendOutcome::Sent,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                VoiceOutputStats::bump(&self.stats.would_block);
+                SendOutcome::WouldBlock
+            }
+            Err(_) => {
+                VoiceOutputStats::bump(&self.stats.errors);
+                SendOutcome::Failed
+            }
+        }
+    }
+
+    /// Counts a tick and sends the keepalive when one is due.
+    fn count_tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks < KEEPALIVE_TICKS {
+            return;
+        }
+        self.ticks = 0;
+        self.buf[..4].copy_from_slice(&self.keepalive.to_le_bytes());
+        self.buf[4..KEEPALIVE_LEN].fill(0);
+        self.keepalive = self.keepalive.wrapping_add(1);
+        if self.send_datagram(KEEPALIVE_LEN) == SendOutcome::Sent {
+            VoiceOutputStats::bump(&self.stats.keepalives_sent);
+        }
+    }
+}
+
+impl PacketOutput for VoiceOutput {
+    fn send(&mut self, opus: &[u8]) -> SendOutcome {
+        self.silence_left = 0;
+        if !self.speaking.load(Ordering::Relaxed) {
+            self.speaking.store(true, Ordering::Release);
+        }
+        let outcome = self.send_rtp(opus);
+        if outcome == SendOutcome::Sent {
+            VoiceOutputStats::bump(&self.stats.packets_sent);
+        }
+        self.count_tick();
+        outcome
+    }
+
+    /// Schedules the trailing silence, unless nothing was said since the last one.
+    fn audio_stopped(&mut self) {
+        if self.speaking.load(Ordering::Relaxed) {
+            self.silence_left = SILENCE_FRAMES;
+        }
+    }
+
+    fn tick_idle(&mut self) {
+        if self.silence_left > 0 {
+            self.silence_left -= 1;
+            if self.send_rtp(&OPUS_SILENCE) == SendOutcome::Sent {
+                VoiceOutputStats::bump(&self.stats.silence_sent);
+            }
+            if self.silence_left == 0 {
+                self.speaking.store(false, Ordering::Release);
+            }
+        }
+        self.count_tick();
+    }
+}
