@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_discord;
 pub mod media_server;
 
 use std::time::Duration;
