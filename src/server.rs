@@ -8,12 +8,15 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use quaver_control::loader::{SourceManager, TrackLoader};
-use quaver_control::media::{Media, MediaSettings, NoVoice, VoiceConnector};
+use quaver_control::media::{Media, MediaSettings, VoiceConnector};
 use quaver_control::sources::http::{HttpSource, HttpTimeouts};
 use quaver_control::sources::local::LocalSource;
+use quaver_control::voice::connection::{DiscordVoice, TransportFactory, TransportParams};
 use quaver_control::{BuildInfo, ControlConfig, Node};
 use quaver_engine::clock::SystemClock;
 use quaver_engine::decode::DecodePool;
+use quaver_engine::output::PacketOutput;
+use quaver_engine::transport::{EncryptionMode, RtpState, TransportCipher, VoiceOutput};
 use quaver_engine::{Engine, EngineConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -55,6 +58,28 @@ impl std::fmt::Debug for AudioSetup {
     }
 }
 
+/// The Discord voice connector, with the engine's RTP + AEAD transport.
+pub fn discord_voice(allow_insecure: bool) -> DiscordVoice {
+    let transport: TransportFactory = Arc::new(|p: TransportParams| {
+        let mode = EncryptionMode::from_name(&p.mode)
+            .ok_or_else(|| format!("unsupported mode {}", p.mode))?;
+        let output = VoiceOutput::new(
+            p.socket,
+            TransportCipher::new(mode, p.key),
+            RtpState::new(p.ssrc),
+        )
+        .map_err(|e| format!("cannot prepare the UDP socket: {e}"))?;
+        let speaking = output.speaking();
+        Ok((Box::new(output) as Box<dyn PacketOutput>, speaking))
+    });
+    // DAVE (max_dave_protocol_version 1) arrives with the DAVE issue.
+    DiscordVoice {
+        allow_insecure,
+        dave_version: 0,
+        transport,
+    }
+}
+
 /// The audio setup the configuration describes.
 pub fn audio_setup(config: &Config) -> AudioSetup {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -79,7 +104,7 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
                 ResamplingQuality::High => ResampleQuality::High,
             },
         },
-        voice: Arc::new(NoVoice),
+        voice: Arc::new(discord_voice(q.voice_allow_insecure_endpoints)),
         local: l.sources.local.then(|| q.local_roots.clone()),
         http: l.sources.http.then(|| HttpTimeouts {
             connect: Duration::from_millis(l.timeouts.connect_timeout_ms),
