@@ -338,3 +338,30 @@ async fn a_failing_udp_peer_does_not_disturb_other_players() {
     );
     let _ = c.try_next_json(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn stalled_heartbeat_acks_lead_to_a_resume_and_unknown_ops_are_ignored() {
+    let fake = FakeDiscord::start(FakeDiscordOptions {
+        heartbeat_interval_ms: 100.0,
+        ack_heartbeats: false,
+        send_unknown_ops: true,
+        ..Default::default()
+    })
+    .await;
+    let node = voice_node().await;
+    let mut c = node.connect().await;
+    let path = node.player_path(&c, &GUILD.to_string());
+    node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
+        .await;
+    let view = fake
+        .wait_for(GUILD, Duration::from_secs(10), |v| v.resumes >= 1)
+        .await;
+    assert_eq!(
+        view.identifies, 1,
+        "a dead socket is resumed, not re-identified"
+    );
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    while let Some(m) = c.try_next_json(Duration::from_millis(200)).await {
+        assert_ne!(m["type"], "WebSocketClosedEvent");
+    }
+}
