@@ -55,6 +55,10 @@ pub struct RunnerStats {
     pub player_cost: AtomicU64,
     /// Players on this thread.
     pub players: AtomicU64,
+    /// Packets handed to outputs since start.
+    pub packets_sent: AtomicU64,
+    /// Frames due without audio since start.
+    pub frames_nulled: AtomicU64,
     /// Times the deadline was reset after falling far behind.
     pub resyncs: AtomicU64,
     /// Set by a reader to clear the histograms.

@@ -14,3 +14,8 @@ ffmpeg "${q[@]}" "${src[@]}" "${out[@]}" -c:a libvorbis -q:a 3 sine.ogg
 ffmpeg "${q[@]}" "${src[@]}" "${out[@]}" -c:a aac -b:a 128k sine.m4a
 ffmpeg "${q[@]}" "${src48[@]}" "${out[@]}" -c:a libopus -b:a 96k -frame_duration 20 sine.opus
 ffmpeg "${q[@]}" "${src48[@]}" "${out[@]}" -c:a libopus -b:a 96k -frame_duration 20 sine.webm
+# One minute, for the density benchmark (small bitrates keep the files small).
+long=(-f lavfi -i "sine=frequency=440:sample_rate=48000:duration=60,volume=0.5" -ac 2)
+long44=(-f lavfi -i "sine=frequency=440:sample_rate=44100:duration=60,volume=0.5" -ac 2)
+ffmpeg "${q[@]}" "${long[@]}" "${out[@]}" -c:a libopus -b:a 32k -frame_duration 20 long.opus
+ffmpeg "${q[@]}" "${long44[@]}" "${out[@]}" -c:a libmp3lame -b:a 64k long.mp3
