@@ -7,7 +7,8 @@
 //! Usage (`cargo bench --bench density -- …`):
 //! - `--scenario passthrough|transcode` (default: both), `--players N` (one step;
 //!   default: step N upward until a limit is crossed), `--seconds S` (default 10),
-//!   `--json` (one JSON object per line), `--quick` (small N, 2 s: what CI runs).
+//!   `--json` (one JSON object per line), `--quick` (small N, 2 s: what CI runs),
+//!   `--rt P` (SCHED_FIFO priority P for the tick thread).
 //! - Without `--players`, writes `target/density/density.csv` and `density.svg`.
 //!
 //! Pinning: the engine's tick thread on CPU 0, everything else (control plane, bots,
@@ -71,6 +72,7 @@ struct Args {
     seconds: u64,
     json: bool,
     quick: bool,
+    realtime: Option<u8>,
 }
 
 fn args() -> Args {
@@ -95,6 +97,7 @@ fn args() -> Args {
             .unwrap_or(if quick { 2 } else { 10 }),
         json: all.iter().any(|a| a == "--json"),
         quick,
+        realtime: value("--rt").and_then(|v| v.parse().ok()),
     }
 }
 
@@ -112,6 +115,8 @@ struct Step {
     lost: u64,
     rss_kb_per_player: f64,
     patch_p99_ms: f64,
+    received: u64,
+    engine_sent: u64,
 }
 
 impl Step {
@@ -131,6 +136,8 @@ impl Step {
             "lost_packets": self.lost,
             "rss_kb_per_player": round(self.rss_kb_per_player),
             "patch_p99_ms": round(self.patch_p99_ms),
+            "received_packets": self.received,
+            "engine_packets_sent_total": self.engine_sent,
         })
         .to_string()
     }
@@ -178,6 +185,16 @@ fn thread_cpu_us(name: &str) -> f64 {
         .sum()
 }
 
+/// The soft open-file limit, raised to the hard limit first.
+fn open_file_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(1024)
+}
+
 fn main() {
     let args = args();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -213,8 +230,21 @@ fn main() {
             (None, true) => vec![10, 40],
             (None, false) => STEPS.to_vec(),
         };
+        // Each player holds about five sockets in this one process (bot, node, voice
+        // gateway both ends, UDP): stay under the open-file limit.
+        let fd_limit = open_file_limit();
         for n in steps {
-            let step = runtime.block_on(run_step(scenario, n, args.seconds, engine_cpu));
+            if n * 5 + 500 > fd_limit {
+                println!("# skipping {n} players: needs ~{} open files, the limit is {fd_limit} (raise `ulimit -n`)", n * 5 + 500);
+                break;
+            }
+            let step = runtime.block_on(run_step(
+                scenario,
+                n,
+                args.seconds,
+                engine_cpu,
+                args.realtime,
+            ));
             if args.json {
                 println!("{}", step.json());
             } else {
@@ -245,7 +275,13 @@ fn main() {
     }
 }
 
-async fn run_step(scenario: Scenario, n: usize, seconds: u64, engine_cpu: Option<usize>) -> Step {
+async fn run_step(
+    scenario: Scenario,
+    n: usize,
+    seconds: u64,
+    engine_cpu: Option<usize>,
+    realtime: Option<u8>,
+) -> Step {
     let fake = FakeDiscord::start(FakeDiscordOptions {
         decode_payloads: false,
         ..Default::default()
@@ -256,7 +292,7 @@ async fn run_step(scenario: Scenario, n: usize, seconds: u64, engine_cpu: Option
         engine: EngineConfig {
             threads: 1,
             cpus: engine_cpu.into_iter().collect(),
-            realtime_priority: None,
+            realtime_priority: realtime,
             max_players: n + 16,
             spin: Duration::from_micros(1_000),
         },
@@ -279,24 +315,35 @@ async fn run_step(scenario: Scenario, n: usize, seconds: u64, engine_cpu: Option
     let http = reqwest::Client::new();
     let track = load_track(&http, &base, scenario).await;
 
-    // N bots: a session and a player each.
+    // N bots, created 64 at a time: a session and a player each.
     let mut patch_ms = Histogram::<u64>::new(3).unwrap();
+    let addr = running.local_addr();
+    let bots = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let guild = 1_000_000 + i as u64;
+            let body = json!({"voice": fake.voice_state(guild, USER_ID), "encodedTrack": track});
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let (ws, session) = open_session(addr).await;
+                let start = Instant::now();
+                let res = http
+                    .patch(format!("{base}/v4/sessions/{session}/players/{guild}"))
+                    .header("Authorization", PASSWORD)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(res.status().is_success(), "PATCH failed: {}", res.status());
+                (ws, start.elapsed())
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
     let mut sockets = Vec::with_capacity(n);
-    for i in 0..n {
-        let guild = 1_000_000 + i as u64;
-        let (ws, session) = open_session(running.local_addr()).await;
+    for (ws, took) in bots {
         sockets.push(ws);
-        let body = json!({"voice": fake.voice_state(guild, USER_ID), "encodedTrack": track});
-        let start = Instant::now();
-        let res = http
-            .patch(format!("{base}/v4/sessions/{session}/players/{guild}"))
-            .header("Authorization", PASSWORD)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "PATCH failed: {}", res.status());
-        let _ = patch_ms.record(start.elapsed().as_micros() as u64);
+        let _ = patch_ms.record(took.as_micros() as u64);
     }
     // Until every player's audio arrives at the fake.
     let ready_by = Instant::now() + Duration::from_secs(30 + n as u64 / 50);
@@ -337,30 +384,35 @@ async fn run_step(scenario: Scenario, n: usize, seconds: u64, engine_cpu: Option
     ];
 
     // What the receiver saw in the window: losses from sequence gaps, pacing.
+    // Packets short of one per 20 ms per player (a player that received nothing
+    // counts fully, with one packet of slack at each edge), and pacing.
+    let expected = ((t1 - t0).as_millis() / 20) as u64;
     let mut lost = 0u64;
+    let mut received = 0u64;
     let mut dev = Histogram::<u64>::new(3).unwrap();
     for i in 0..n {
-        let Some(view) = fake.connection(1_000_000 + i as u64) else {
-            continue;
-        };
+        let view = fake.connection(1_000_000 + i as u64);
         let window: Vec<_> = view
-            .packets
             .iter()
+            .flat_map(|v| v.packets.iter())
             .filter(|p| p.arrived >= t0 && p.arrived <= t1)
             .collect();
+        lost += expected.saturating_sub(window.len() as u64 + 2);
+        received += window.len() as u64;
         for w in window.windows(2) {
-            lost += u64::from(w[1].seq.wrapping_sub(w[0].seq).saturating_sub(1));
             let gap = (w[1].arrived - w[0].arrived).as_micros() as i64;
             let _ = dev.record((gap - 20_000).unsigned_abs());
         }
     }
     let rss = (rss_kb() - rss0) / n as f64;
-    let floor_us = floor(scenario);
+    let sent = stats.packets_sent.load(Ordering::Relaxed);
     running.shutdown().await.unwrap();
     for s in sockets {
         s.abort();
     }
     drop(fake);
+    // Measured with the node stopped, so nothing else runs on the engine's core.
+    let floor_us = floor(scenario);
     Step {
         scenario,
         players: n,
@@ -373,6 +425,8 @@ async fn run_step(scenario: Scenario, n: usize, seconds: u64, engine_cpu: Option
         lost,
         rss_kb_per_player: rss,
         patch_p99_ms: patch_ms.value_at_quantile(0.99) as f64 / 1000.0,
+        received,
+        engine_sent: sent,
     }
 }
 

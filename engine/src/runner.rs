@@ -240,6 +240,11 @@ fn run(
         stats
             .players
             .store(worker.player_count() as u64, Ordering::Relaxed);
+        let counters = worker.counters();
+        stats.packets_sent.store(counters.sent, Ordering::Relaxed);
+        stats
+            .frames_nulled
+            .store(counters.nulled, Ordering::Relaxed);
         tick += 1;
         stats.ticks.store(tick, Ordering::Relaxed);
         if tick % 50 == 0 {
