@@ -117,6 +117,7 @@ struct Step {
     patch_p99_ms: f64,
     received: u64,
     engine_sent: u64,
+    kernel_drops: u64,
 }
 
 impl Step {
@@ -138,6 +139,7 @@ impl Step {
             "patch_p99_ms": round(self.patch_p99_ms),
             "received_packets": self.received,
             "engine_packets_sent_total": self.engine_sent,
+            "receiver_kernel_drops": self.kernel_drops,
         })
         .to_string()
     }
@@ -406,6 +408,7 @@ async fn run_step(
     }
     let rss = (rss_kb() - rss0) / n as f64;
     let sent = stats.packets_sent.load(Ordering::Relaxed);
+    let kernel_drops = fake.kernel_drops().unwrap_or(0);
     running.shutdown().await.unwrap();
     for s in sockets {
         s.abort();
@@ -427,6 +430,7 @@ async fn run_step(
         patch_p99_ms: patch_ms.value_at_quantile(0.99) as f64 / 1000.0,
         received,
         engine_sent: sent,
+        kernel_drops,
     }
 }
 
