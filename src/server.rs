@@ -136,9 +136,7 @@ pub fn control_config(config: &Config) -> ControlConfig {
     ControlConfig {
         password: l.password.clone(),
         player_update_interval: Duration::from_secs(l.player_update_interval_s.max(1)),
-        track_stuck_threshold_ms: l.effective_track_stuck_threshold_ms(),
         disabled_filters: disabled,
-        route_planner: false,
         build: build_info(),
         ..ControlConfig::default()
     }

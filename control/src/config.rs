@@ -17,12 +17,8 @@ pub struct ControlConfig {
     /// A playing track whose audio nobody pulls for this long ends with `cleanup`
     /// (lavaplayer's player cleanup threshold, one minute).
     pub cleanup_threshold: Duration,
-    /// `trackStuckThresholdMs`, reported in `TrackStuckEvent`.
-    pub track_stuck_threshold_ms: u64,
     /// Names of filters disabled in the config (`lavalink.server.filters.<name>: false`).
     pub disabled_filters: Vec<String>,
-    /// Whether a route planner is configured (`ratelimit.ipBlocks` non-empty).
-    pub route_planner: bool,
     /// What `/version` and `/v4/info` report.
     pub build: BuildInfo,
 }
@@ -70,9 +66,7 @@ impl Default for ControlConfig {
             player_update_interval: Duration::from_secs(5),
             stats_interval: Duration::from_secs(60),
             cleanup_threshold: Duration::from_secs(60),
-            track_stuck_threshold_ms: 10_000,
             disabled_filters: Vec::new(),
-            route_planner: false,
             build: BuildInfo::default(),
         }
     }
