@@ -34,7 +34,6 @@ struct Player {
     decoding: bool,
     /// A filter chain is active: Opus is decoded and re-encoded even at unity volume.
     process: bool,
-    cost_ns: u64,
     /// Its output got a packet in this tick's send; cleared when the tick's idle
     /// outputs are visited.
     sent_this_tick: bool,
@@ -74,6 +73,9 @@ pub struct Worker {
     overflow: Vec<EngineToControl>,
     scratch: Scratch,
     counters: WorkerCounters,
+    /// Players installed at the last produce, and the sum of their production times.
+    tick_players: usize,
+    tick_cost_ns: u64,
 }
 
 impl std::fmt::Debug for Worker {
@@ -107,6 +109,8 @@ impl Worker {
                 pcm: vec![0i16; FRAME_SAMPLES_INTERLEAVED].into_boxed_slice(),
             },
             counters: WorkerCounters::default(),
+            tick_players: 0,
+            tick_cost_ns: 0,
         }
     }
 
@@ -115,18 +119,14 @@ impl Worker {
         self.counters
     }
 
-    /// Players installed.
+    /// Players installed at the last [`Self::produce`].
     pub fn player_count(&self) -> usize {
-        self.slots.iter().filter(|s| s.player.is_some()).count()
+        self.tick_players
     }
 
-    /// Sum of the players' last measured production cost, in ns.
+    /// Sum of the players' production times in the last [`Self::produce`], in ns.
     pub fn cost_ns(&self) -> u64 {
-        self.slots
-            .iter()
-            .filter_map(|s| s.player.as_ref())
-            .map(|p| p.cost_ns)
-            .sum()
+        self.tick_cost_ns
     }
 
     /// Steps 1–4 of the tick: drain and apply commands, retire, produce one packet per
@@ -137,6 +137,8 @@ impl Worker {
         while let Ok(cmd) = self.commands.pop() {
             self.apply(cmd);
         }
+        self.tick_players = 0;
+        self.tick_cost_ns = 0;
         for index in 0..self.slots.len() {
             let slot = &mut self.slots[index];
             let key = PlayerKey {
@@ -148,7 +150,8 @@ impl Worker {
             };
             let start = now_fn();
             let event = produce_one(player, key, batch, &mut self.scratch, &mut self.counters);
-            player.cost_ns = now_fn().saturating_duration_since(start).as_nanos() as u64;
+            self.tick_cost_ns += now_fn().saturating_duration_since(start).as_nanos() as u64;
+            self.tick_players += 1;
             if let Some(e) = event {
                 self.emit(e);
             }
@@ -347,7 +350,6 @@ impl Player {
             last_len: 0,
             decoding: false,
             process: false,
-            cost_ns: 0,
             sent_this_tick: false,
         }
     }
