@@ -29,6 +29,23 @@ async fn voice_node() -> TestNode {
     .await
 }
 
+/// A client session with a player in `guild` connected to `fake`: returns the client,
+/// the player's REST path, and the fake's view once the session is established.
+async fn connect_player(
+    node: &TestNode,
+    fake: &FakeDiscord,
+    guild: u64,
+) -> (Client, String, ConnectionView) {
+    let c = node.connect().await;
+    let path = node.player_path(&c, &guild.to_string());
+    node.patch(&path, json!({"voice": fake.voice_state(guild, user())}))
+        .await;
+    let view = fake
+        .wait_for(guild, Duration::from_secs(10), |v| v.mode.is_some())
+        .await;
+    (c, path, view)
+}
+
 fn frequency(left: &[i16]) -> f32 {
     let body = &left[left.len() / 10..left.len() * 9 / 10];
     let crossings = body.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
@@ -72,14 +89,8 @@ async fn a_track_reaches_the_voice_server_encrypted_in_both_modes() {
         })
         .await;
         let node = voice_node().await;
-        let mut c = node.connect().await;
-        let path = node.player_path(&c, &GUILD.to_string());
+        let (mut c, path, connected) = connect_player(&node, &fake, GUILD).await;
         let track = local_track("sine.mp3", "sine", 2_000, 0, false);
-        node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
-            .await;
-        let connected = fake
-            .wait_for(GUILD, Duration::from_secs(10), |v| v.mode.is_some())
-            .await;
         assert_eq!(connected.mode.as_deref(), Some(expected));
         tokio::time::sleep(Duration::from_millis(200)).await;
         let (_, p) = node.get(&path).await;
@@ -130,12 +141,7 @@ async fn a_track_reaches_the_voice_server_encrypted_in_both_modes() {
 async fn pause_sends_silence_and_stops_speaking() {
     let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;
     let node = voice_node().await;
-    let mut c = node.connect().await;
-    let path = node.player_path(&c, &GUILD.to_string());
-    node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
-        .await;
-    fake.wait_for(GUILD, Duration::from_secs(10), |v| v.mode.is_some())
-        .await;
+    let (mut c, path, _) = connect_player(&node, &fake, GUILD).await;
     node.patch(
         &path,
         json!({"encodedTrack": local_track("sine.flac", "f", 2_000, 0, false)}),
@@ -177,12 +183,7 @@ async fn a_dropped_gateway_resumes_with_the_same_session() {
     })
     .await;
     let node = voice_node().await;
-    let mut c = node.connect().await;
-    let path = node.player_path(&c, &GUILD.to_string());
-    node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
-        .await;
-    fake.wait_for(GUILD, Duration::from_secs(10), |v| v.mode.is_some())
-        .await;
+    let (mut c, path, _) = connect_player(&node, &fake, GUILD).await;
     node.patch(
         &path,
         json!({"encodedTrack": local_track("sine.mp3", "m", 2_000, 0, false)}),
@@ -226,13 +227,8 @@ async fn reported_close_codes_reach_the_client_once_without_reconnecting() {
     for code in [4014u16, 4006, 4021, 4022, 4004] {
         let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;
         let node = voice_node().await;
-        let mut c = node.connect().await;
         let guild = GUILD + code as u64;
-        let path = node.player_path(&c, &guild.to_string());
-        node.patch(&path, json!({"voice": fake.voice_state(guild, user())}))
-            .await;
-        fake.wait_for(guild, Duration::from_secs(10), |v| v.mode.is_some())
-            .await;
+        let (mut c, path, _) = connect_player(&node, &fake, guild).await;
         fake.close(guild, code, "scripted").await;
         let closed = wait_event(&mut c, "WebSocketClosedEvent").await;
         assert_eq!(
@@ -262,12 +258,7 @@ async fn reported_close_codes_reach_the_client_once_without_reconnecting() {
 async fn a_4015_crash_is_resumed_silently() {
     let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;
     let node = voice_node().await;
-    let mut c = node.connect().await;
-    let path = node.player_path(&c, &GUILD.to_string());
-    node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
-        .await;
-    fake.wait_for(GUILD, Duration::from_secs(10), |v| v.mode.is_some())
-        .await;
+    let (mut c, _, _) = connect_player(&node, &fake, GUILD).await;
     fake.close(GUILD, 4015, "voice server crashed").await;
     let view = fake
         .wait_for(GUILD, Duration::from_secs(10), |v| v.resumes == 1)
