@@ -99,6 +99,14 @@ pub enum ControlToEngine {
         /// New output, or `None` to stop pulling audio.
         output: Option<Box<dyn PacketOutput>>,
     },
+    /// Installs or removes the DAVE sender key of the current output (see
+    /// [`PacketOutput::set_sender_key`]).
+    SetSenderKey {
+        /// Player.
+        key: PlayerKey,
+        /// The epoch's sender secret, or `None` for plain Opus.
+        sender: Option<crate::transport::SenderKey>,
+    },
 }
 
 impl std::fmt::Debug for dyn PacketOutput {

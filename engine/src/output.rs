@@ -25,6 +25,11 @@ pub trait PacketOutput: Send {
     /// [`send`](Self::send), so an output can pace its own traffic (trailing silence,
     /// keepalives) by ticks. Same rules as `send`.
     fn tick_idle(&mut self) {}
+    /// Installs (`Some`) or removes (`None`) the DAVE sender key: from the next packet
+    /// on, audio frames are end-to-end encrypted with it, or sent as plain Opus. The
+    /// control plane sends it on the exact transition the voice gateway executes.
+    /// Outputs without DAVE ignore it. Same rules as `send`.
+    fn set_sender_key(&mut self, _key: Option<crate::transport::SenderKey>) {}
 }
 
 /// Discards every packet (a player without a voice connection).

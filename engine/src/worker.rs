@@ -292,6 +292,11 @@ impl Worker {
                     self.emit(EngineToControl::Retired(Retired::Output(old)));
                 }
             }
+            ControlToEngine::SetSenderKey { key, sender } => {
+                if let Some(output) = self.slot_mut(key).and_then(|p| p.parts.output.as_mut()) {
+                    output.set_sender_key(sender);
+                }
+            }
         }
     }
 

@@ -191,11 +191,13 @@ fn ticks_with_real_opus_neither_allocate_nor_free() {
 
 /// The same with the real voice transport: sealing, non-blocking sends on a loopback
 /// socket, trailing silence after pauses and a stop, and keepalives while idle, in both
-/// encryption modes.
+/// encryption modes; with DAVE sender keys installed, replaced and removed on the way.
 #[test]
 fn ticks_with_voice_output_neither_allocate_nor_free() {
     use quaver_engine::message::{NewPlayer, PlayerKey};
-    use quaver_engine::transport::{EncryptionMode, RtpState, TransportCipher, VoiceOutput};
+    use quaver_engine::transport::{
+        EncryptionMode, RtpState, SenderKey, TransportCipher, VoiceOutput,
+    };
     use std::net::UdpSocket;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
@@ -248,6 +250,16 @@ fn ticks_with_voice_output_neither_allocate_nor_free() {
             if t == 300 {
                 let _ = r.commands.push(ControlToEngine::Stop(keys[1]));
             }
+            // DAVE: on, the same epoch again, a new epoch, off, on.
+            if t % 60 == 10 {
+                let epoch = (t / 120) as u8;
+                for &key in &keys {
+                    let sender = (t % 240 != 190).then_some(SenderKey([epoch; 16]));
+                    let _ = r
+                        .commands
+                        .push(ControlToEngine::SetSenderKey { key, sender });
+                }
+            }
             r.tick();
         }
     });
@@ -260,6 +272,7 @@ fn ticks_with_voice_output_neither_allocate_nor_free() {
     );
     for s in &stats {
         assert!(s.packets_sent.load(Ordering::Relaxed) >= 200);
+        assert!(s.dave_packets_sent.load(Ordering::Relaxed) >= 100);
         assert!(s.silence_sent.load(Ordering::Relaxed) >= 5);
         assert_eq!(s.keepalives_sent.load(Ordering::Relaxed), 2);
         assert_eq!(s.errors.load(Ordering::Relaxed), 0);

@@ -283,3 +283,47 @@ fn worker_sends_silence_after_stop() {
         }
     }
 }
+
+/// With a DAVE sender key installed, audio leaves as DAVE frames inside the transport
+/// seal (nonce 1, 2, … in the ULEB128 trailer), silence stays plain, and removing the
+/// key goes back to plain Opus; installing the same key again continues the nonces.
+#[test]
+fn dave_frames_inside_the_transport_seal() {
+    use quaver_engine::transport::dave::{DAVE_MARKER, DAVE_TAG_LEN};
+    use quaver_engine::transport::SenderKey;
+
+    let (rx, tx) = sockets();
+    let mode = EncryptionMode::Aes256GcmRtpsize;
+    let mut out =
+        VoiceOutput::new(tx, TransportCipher::new(mode, KEY), RtpState::new(SSRC)).unwrap();
+    let stats = out.stats();
+    out.set_sender_key(Some(SenderKey([3; 16])));
+    assert!(out.dave_active());
+    out.send(&opus_like(1));
+    out.send(&OPUS_SILENCE);
+    out.send(&opus_like(2));
+    out.set_sender_key(None);
+    out.send(&opus_like(3));
+    out.set_sender_key(Some(SenderKey([3; 16])));
+    out.send(&opus_like(4));
+
+    let receiver = TransportCipher::new(mode, KEY);
+    let payloads: Vec<Vec<u8>> = receive_all(&rx)
+        .into_iter()
+        .map(|p| open(&receiver, p).payload)
+        .collect();
+    assert_eq!(payloads.len(), 5);
+    let dave_nonce = |p: &[u8], plain: &[u8]| {
+        assert_eq!(p.len(), plain.len() + DAVE_TAG_LEN + 1 + 1 + 2, "{p:?}");
+        assert_eq!(&p[p.len() - 2..], &DAVE_MARKER);
+        assert_ne!(&p[..plain.len()], plain, "encrypted");
+        assert_eq!(p[p.len() - 3], 12, "supplemental size");
+        p[plain.len() + DAVE_TAG_LEN]
+    };
+    assert_eq!(dave_nonce(&payloads[0], &opus_like(1)), 1);
+    assert_eq!(payloads[1], OPUS_SILENCE);
+    assert_eq!(dave_nonce(&payloads[2], &opus_like(2)), 2);
+    assert_eq!(payloads[3], opus_like(3), "plain after the key is removed");
+    assert_eq!(dave_nonce(&payloads[4], &opus_like(4)), 3, "no nonce reuse");
+    assert_eq!(stats.dave_packets_sent.load(Ordering::Relaxed), 3);
+}

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::crypto::{TransportCipher, SEAL_OVERHEAD};
+use super::dave::{DaveEncryptor, SenderKey, DAVE_OVERHEAD};
 use super::rtp::{RtpState, RTP_HEADER_LEN};
 use crate::audio::FRAMES_PER_SECOND;
 use crate::output::{PacketOutput, SendOutcome};
@@ -30,13 +31,15 @@ pub const KEEPALIVE_TICKS: u32 = 5 * FRAMES_PER_SECOND;
 pub const KEEPALIVE_LEN: usize = 8;
 
 /// The largest datagram a [`VoiceOutput`] sends.
-pub const MAX_PACKET: usize = RTP_HEADER_LEN + MAX_OPUS_PACKET + SEAL_OVERHEAD;
+pub const MAX_PACKET: usize = RTP_HEADER_LEN + MAX_OPUS_PACKET + DAVE_OVERHEAD + SEAL_OVERHEAD;
 
 /// Counters one voice output publishes; all only grow.
 #[derive(Debug, Default)]
 pub struct VoiceOutputStats {
     /// Audio packets that left (silence frames not included).
     pub packets_sent: AtomicU64,
+    /// Of those, the ones that left DAVE-encrypted.
+    pub dave_packets_sent: AtomicU64,
     /// Silence frames that left.
     pub silence_sent: AtomicU64,
     /// Keepalives that left.
@@ -60,6 +63,11 @@ pub struct VoiceOutput {
     socket: mio::net::UdpSocket,
     cipher: TransportCipher,
     rtp: RtpState,
+    /// DAVE media encryption; kept when DAVE is switched off, so that installing the
+    /// same secret again continues its nonce sequence instead of reusing nonces.
+    dave: Option<DaveEncryptor>,
+    /// Whether audio frames are DAVE-encrypted now.
+    dave_on: bool,
     buf: [u8; MAX_PACKET],
     stats: Arc<VoiceOutputStats>,
     speaking: Arc<AtomicBool>,
@@ -84,6 +92,8 @@ impl VoiceOutput {
             socket: mio::net::UdpSocket::from_std(socket),
             cipher,
             rtp,
+            dave: None,
+            dave_on: false,
             buf: [0; MAX_PACKET],
             stats: Arc::default(),
             speaking: Arc::default(),
@@ -109,7 +119,13 @@ impl VoiceOutput {
         self.rtp
     }
 
-    /// Seals `payload` as the next RTP packet and sends it.
+    /// Whether audio frames are DAVE-encrypted now.
+    pub fn dave_active(&self) -> bool {
+        self.dave_on
+    }
+
+    /// DAVE-encrypts (when a key is installed) and seals `payload` as the next RTP
+    /// packet, then sends it.
     fn send_rtp(&mut self, payload: &[u8]) -> SendOutcome {
         if payload.len() > MAX_OPUS_PACKET {
             VoiceOutputStats::bump(&self.stats.errors);
@@ -117,15 +133,23 @@ impl VoiceOutput {
         }
         self.buf[..RTP_HEADER_LEN].copy_from_slice(&self.rtp.header());
         self.buf[RTP_HEADER_LEN..][..payload.len()].copy_from_slice(payload);
-        let sealed = self
-            .cipher
-            .seal_in_place(&mut self.buf, payload.len(), self.rtp.nonce);
+        let framed = match &mut self.dave {
+            Some(dave) if self.dave_on => {
+                dave.encrypt_in_place(&mut self.buf[RTP_HEADER_LEN..], payload.len())
+            }
+            _ => Ok(payload.len()),
+        };
+        let sealed = framed.map_err(|_| ()).and_then(|len| {
+            self.cipher
+                .seal_in_place(&mut self.buf, len, self.rtp.nonce)
+                .map_err(|_| ())
+        });
         // Sent or not, these counters are used up: a dropped packet reads as loss to the
         // receiver, and a nonce is never reused.
         self.rtp.advance();
         match sealed {
             Ok(len) => self.send_datagram(len),
-            Err(_) => {
+            Err(()) => {
                 VoiceOutputStats::bump(&self.stats.errors);
                 SendOutcome::Failed
             }
@@ -172,6 +196,9 @@ impl PacketOutput for VoiceOutput {
         let outcome = self.send_rtp(opus);
         if outcome == SendOutcome::Sent {
             VoiceOutputStats::bump(&self.stats.packets_sent);
+            if self.dave_on && opus != OPUS_SILENCE {
+                VoiceOutputStats::bump(&self.stats.dave_packets_sent);
+            }
         }
         self.count_tick();
         outcome
@@ -195,5 +222,14 @@ impl PacketOutput for VoiceOutput {
             }
         }
         self.count_tick();
+    }
+
+    fn set_sender_key(&mut self, key: Option<SenderKey>) {
+        self.dave_on = key.is_some();
+        match (&mut self.dave, key) {
+            (Some(dave), Some(key)) => dave.install(key),
+            (dave @ None, Some(key)) => *dave = Some(DaveEncryptor::new(key)),
+            (_, None) => {}
+        }
     }
 }
