@@ -21,7 +21,7 @@ use quaver_engine::shared::PlayerShared;
 use quaver_engine::{Engine, Placement};
 use tokio::sync::mpsc;
 
-pub use output::{NoVoice, VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
+pub use output::{DaveState, NoVoice, VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
 use route::{Route, RouteKey};
 
 use crate::audio_track::AudioTrack;

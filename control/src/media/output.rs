@@ -30,6 +30,21 @@ pub trait VoiceHandle: Send + std::fmt::Debug {
     fn is_connected(&self) -> bool;
     /// Gateway round trip in ms, once measured.
     fn ping_ms(&self) -> Option<i64>;
+    /// DAVE's state, for connections that negotiate it.
+    fn dave(&self) -> Option<DaveState> {
+        None
+    }
+}
+
+/// A connection's DAVE (end-to-end encryption) state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaveState {
+    /// Protocol version in force (0 = transport encryption only).
+    pub protocol_version: u16,
+    /// The MLS epoch of the established group.
+    pub epoch: Option<u64>,
+    /// Whether audio leaves end-to-end encrypted now.
+    pub encrypting: bool,
 }
 
 /// Connects players to voice servers.
@@ -72,6 +87,19 @@ impl VoiceLink {
                 ControlToEngine::SetOutput {
                     key: self.placement.key,
                     output: None,
+                },
+            );
+        }
+    }
+
+    /// From the next packet on, DAVE-encrypt audio with `key` (`None`: plain Opus).
+    pub fn set_sender_key(&self, key: Option<quaver_engine::transport::SenderKey>) {
+        if let Some(m) = self.media.upgrade() {
+            m.send(
+                self.placement.thread,
+                ControlToEngine::SetSenderKey {
+                    key: self.placement.key,
+                    sender: key,
                 },
             );
         }

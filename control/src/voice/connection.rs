@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::close::CloseAction;
-use super::gateway::{GatewayEvent, VoiceGateway, VoiceInfo};
-use crate::media::{VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
+use super::dave::DaveStatus;
+use super::gateway::{GatewayEvent, Transmit, VoiceGateway, VoiceInfo};
+use crate::media::{DaveState, VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
 
 /// Reconnection attempts (resume or identify) before giving up and reporting.
 const MAX_ATTEMPTS: u32 = 5;
@@ -69,6 +70,7 @@ impl std::fmt::Debug for DiscordVoice {
 struct Status {
     connected: AtomicBool,
     ping_ms: AtomicI64,
+    dave: parking_lot::Mutex<Option<DaveState>>,
 }
 
 #[derive(Debug)]
@@ -84,6 +86,9 @@ impl VoiceHandle for Handle {
     fn ping_ms(&self) -> Option<i64> {
         Some(self.status.ping_ms.load(Ordering::Relaxed)).filter(|&p| p >= 0)
     }
+    fn dave(&self) -> Option<DaveState> {
+        *self.status.dave.lock()
+    }
 }
 
 impl Drop for Handle {
@@ -97,6 +102,7 @@ impl VoiceConnector for DiscordVoice {
         let status = Arc::new(Status {
             connected: AtomicBool::new(false),
             ping_ms: AtomicI64::new(-1),
+            dave: parking_lot::Mutex::new(None),
         });
         let task = tokio::spawn(run(self.clone(), request, link, status.clone()));
         Box::new(Handle {
@@ -134,6 +140,7 @@ struct Ended {
 
 /// State that survives reconnects: the gateway session and the engine transport.
 struct Conn {
+    guild: crate::ids::GuildId,
     gateway: VoiceGateway,
     udp: Option<UdpSocket>,
     speaking: Option<Arc<AtomicBool>>,
@@ -145,14 +152,27 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
         Ok(u) => u,
         Err(reason) => return link.closed(4000, reason, false),
     };
+    // Lavalink 4.2 requires the channel id (checked when the voice state arrives);
+    // without a numeric one there is no MLS group, so DAVE is not advertised.
+    let channel_id = request
+        .voice
+        .channel_id
+        .as_deref()
+        .and_then(|c| c.trim().parse::<u64>().ok());
     let info = VoiceInfo {
         guild_id: request.guild.0.get(),
         user_id: request.user_id,
         session_id: request.voice.session_id.clone(),
         token: request.voice.token.clone(),
-        max_dave_protocol_version: voice.dave_version,
+        max_dave_protocol_version: if channel_id.is_some() {
+            voice.dave_version
+        } else {
+            0
+        },
+        channel_id: channel_id.unwrap_or(0),
     };
     let mut conn = Conn {
+        guild: request.guild,
         gateway: VoiceGateway::new(info),
         udp: None,
         speaking: None,
@@ -284,10 +304,12 @@ async fn drive(
 }
 
 async fn flush(ws: &mut Ws, gateway: &mut VoiceGateway) -> Result<(), String> {
-    while let Some(text) = gateway.poll_transmit() {
-        ws.send(Message::Text(text.into()))
-            .await
-            .map_err(|e| e.to_string())?;
+    while let Some(transmit) = gateway.poll_transmit() {
+        let message = match transmit {
+            Transmit::Text(text) => Message::Text(text.into()),
+            Transmit::Binary(bytes) => Message::Binary(bytes.into()),
+        };
+        ws.send(message).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -344,6 +366,27 @@ async fn on_event(
         GatewayEvent::Resumed => {
             status.connected.store(true, Ordering::Relaxed);
             link.updated();
+            None
+        }
+        GatewayEvent::SenderKey(key) => {
+            link.set_sender_key(key);
+            None
+        }
+        GatewayEvent::Dave(DaveStatus {
+            protocol_version,
+            epoch,
+            encrypting,
+        }) => {
+            tracing::info!(guild = %conn.guild, protocol_version, ?epoch, encrypting, "DAVE state");
+            *status.dave.lock() = Some(DaveState {
+                protocol_version,
+                epoch,
+                encrypting,
+            });
+            None
+        }
+        GatewayEvent::DaveRecovered(what) => {
+            tracing::warn!(guild = %conn.guild, "DAVE: {what}");
             None
         }
         GatewayEvent::Dead => Some(Ended {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::close::CloseAction;
+use super::dave::{Dave, DaveOut, DaveStatus};
+use quaver_engine::transport::SenderKey;
 
 /// Transport modes in order of preference; xsalsa modes are never chosen.
 pub const MODES: [&str; 2] = ["aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize"];
@@ -29,6 +31,17 @@ pub struct VoiceInfo {
     pub token: String,
     /// DAVE protocol version to advertise (0 = none).
     pub max_dave_protocol_version: u8,
+    /// The voice channel: DAVE's MLS group id.
+    pub channel_id: u64,
+}
+
+/// A gateway message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// A JSON text frame.
+    Text(String),
+    /// A binary frame (`[opcode][payload]`, DAVE ops 26 and 28).
+    Binary(Vec<u8>),
 }
 
 /// What the gateway tells its driver.
@@ -54,6 +67,13 @@ pub enum GatewayEvent {
     Resumed,
     /// The connection is dead (missed heartbeat ACKs): reconnect per the close policy.
     Dead,
+    /// From now on the engine encrypts audio with this DAVE sender key (`None`:
+    /// plain Opus). Comes on the exact transition the server executes.
+    SenderKey(Option<SenderKey>),
+    /// DAVE's state changed.
+    Dave(DaveStatus),
+    /// DAVE recovered from an error (the driver logs it).
+    DaveRecovered(String),
     /// A protocol error on our side; the driver closes and reports.
     Failed(String),
 }
@@ -89,13 +109,16 @@ pub struct VoiceGateway {
     mode: Option<String>,
     key: Option<[u8; 32]>,
     ready_seen: bool,
-    transmits: VecDeque<String>,
+    /// DAVE, when we advertise it.
+    dave: Option<Dave>,
+    transmits: VecDeque<Transmit>,
     events: VecDeque<GatewayEvent>,
 }
 
 impl VoiceGateway {
     /// A gateway for a voice state; call [`Self::on_open`] once the socket is open.
     pub fn new(info: VoiceInfo) -> Self {
+        let dave = (info.max_dave_protocol_version > 0).then(|| Dave::new(info.user_id, info.channel_id));
         VoiceGateway {
             info,
             phase: Phase::Identifying,
@@ -111,6 +134,7 @@ impl VoiceGateway {
             mode: None,
             key: None,
             ready_seen: false,
+            dave,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -154,6 +178,9 @@ impl VoiceGateway {
         } else {
             self.phase = Phase::Identifying;
             self.ready_seen = false;
+            if let Some(dave) = &mut self.dave {
+                dave.restart();
+            }
             self.key = None;
             self.seq_ack = -1;
             self.push(json!({"op": 0, "d": {
@@ -187,17 +214,86 @@ impl VoiceGateway {
                 self.phase = Phase::Connected;
                 self.events.push_back(GatewayEvent::Resumed);
             }
-            // Speaking from others, client connect/disconnect, DAVE and undocumented
-            // ops: nothing to do here. Never fail on an unknown op.
+            Some(op @ (11 | 13 | 21 | 22 | 24)) => self.on_dave_text(op, d),
+            // Speaking from others and undocumented ops: nothing to do here. Never fail
+            // on an unknown op.
+            _ => {}
+        }
+        self.drain_dave();
+    }
+
+    /// DAVE's JSON ops (and the client list it validates proposals against).
+    fn on_dave_text(&mut self, op: u64, d: &Value) {
+        let Some(dave) = &mut self.dave else {
+            return;
+        };
+        let uint = |key: &str| d.get(key).and_then(Value::as_u64);
+        let id = |v: &Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
+        let small = |key: &str| uint(key).and_then(|v| u16::try_from(v).ok());
+        match op {
+            11 => {
+                let ids = d.get("user_ids").and_then(Value::as_array);
+                dave.on_clients_connect(ids.into_iter().flatten().filter_map(id));
+            }
+            13 => {
+                if let Some(user) = d.get("user_id").and_then(id) {
+                    dave.on_client_disconnect(user);
+                }
+            }
+            21 => {
+                if let (Some(version), Some(tid)) = (small("protocol_version"), small("transition_id")) {
+                    dave.on_prepare_transition(version, tid);
+                }
+            }
+            22 => {
+                if let Some(tid) = small("transition_id") {
+                    dave.on_execute_transition(tid);
+                }
+            }
+            24 => {
+                if let (Some(version), Some(epoch)) = (small("protocol_version"), uint("epoch")) {
+                    if let Err(e) = dave.on_prepare_epoch(version, epoch) {
+                        self.events.push_back(GatewayEvent::Failed(e.to_string()));
+                    }
+                }
+            }
             _ => {}
         }
     }
 
+    /// Moves DAVE's outputs to the transmit and event queues.
+    fn drain_dave(&mut self) {
+        let Some(dave) = &mut self.dave else {
+            return;
+        };
+        while let Some(out) = dave.poll() {
+            match out {
+                DaveOut::Text(v) => self.transmits.push_back(Transmit::Text(v.to_string())),
+                DaveOut::Binary(b) => self.transmits.push_back(Transmit::Binary(b)),
+                DaveOut::SenderKey(key) => self.events.push_back(GatewayEvent::SenderKey(key)),
+                DaveOut::Status(status) => self.events.push_back(GatewayEvent::Dave(status)),
+                DaveOut::Recovered(what) => {
+                    self.events.push_back(GatewayEvent::DaveRecovered(what))
+                }
+            }
+        }
+    }
+
+    /// DAVE's state, when we advertise it.
+    pub fn dave_status(&self) -> Option<DaveStatus> {
+        self.dave.as_ref().map(Dave::status)
+    }
+
     /// A binary frame from the server: `[u16 BE seq][opcode][payload]` (DAVE ops).
     pub fn handle_binary(&mut self, _now: Instant, frame: &[u8]) {
-        if let [hi, lo, ..] = frame {
-            self.seq_ack = i64::from(u16::from_be_bytes([*hi, *lo]));
+        let [hi, lo, op, payload @ ..] = frame else {
+            return;
+        };
+        self.seq_ack = i64::from(u16::from_be_bytes([*hi, *lo]));
+        if let Some(dave) = &mut self.dave {
+            dave.on_binary(*op, payload);
         }
+        self.drain_dave();
     }
 
     /// UDP discovery found our external address: select the protocol.
@@ -255,7 +351,7 @@ impl VoiceGateway {
     }
 
     /// The next frame to send.
-    pub fn poll_transmit(&mut self) -> Option<String> {
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
@@ -357,6 +453,16 @@ impl VoiceGateway {
             secret_key,
             ssrc,
         });
+        let version = d
+            .get("dave_protocol_version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if let Some(dave) = &mut self.dave {
+            let version = u16::try_from(version).unwrap_or(u16::MAX);
+            if let Err(e) = dave.on_session_description(version) {
+                self.events.push_back(GatewayEvent::Failed(e.to_string()));
+            }
+        }
     }
 
     fn on_heartbeat_ack(&mut self, now: Instant, d: &Value) {
@@ -371,6 +477,6 @@ impl VoiceGateway {
     }
 
     fn push(&mut self, v: Value) {
-        self.transmits.push_back(v.to_string());
+        self.transmits.push_back(Transmit::Text(v.to_string()));
     }
 }

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::close::CloseAction;
-use super::gateway::{GatewayEvent, VoiceGateway, VoiceInfo};
+use super::gateway::{GatewayEvent, Transmit, VoiceGateway, VoiceInfo};
 
 fn info() -> VoiceInfo {
     VoiceInfo {
@@ -12,12 +12,16 @@ fn info() -> VoiceInfo {
         session_id: "sess".into(),
         token: "tok".into(),
         max_dave_protocol_version: 0,
+        channel_id: 43,
     }
 }
 
 fn sent(g: &mut VoiceGateway) -> Vec<Value> {
     std::iter::from_fn(|| g.poll_transmit())
-        .map(|t| serde_json::from_str(&t).unwrap())
+        .map(|t| match t {
+            Transmit::Text(t) => serde_json::from_str(&t).unwrap(),
+            Transmit::Binary(b) => panic!("unexpected binary frame {b:?}"),
+        })
         .collect()
 }
 

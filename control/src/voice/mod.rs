@@ -1,8 +1,9 @@
-//! Discord voice: the gateway protocol (sans-IO), its close-code policy, and the
-//! tokio driver that connects a player to a voice server.
+//! Discord voice: the gateway protocol (sans-IO), DAVE end-to-end encryption (sans-IO),
+//! its close-code policy, and the tokio driver that connects a player to a voice server.
 
 pub mod close;
 pub mod connection;
+pub mod dave;
 pub mod gateway;
 
 #[cfg(test)]
