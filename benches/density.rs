@@ -305,7 +305,7 @@ async fn run_step(
             stuck_threshold_ms: 10_000,
             resample: ResampleQuality::High,
         },
-        voice: Arc::new(discord_voice(true)),
+        voice: Arc::new(discord_voice(true, true)),
         local: Some(vec![media_dir()]),
         http: None,
     };

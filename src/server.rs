@@ -58,8 +58,9 @@ impl std::fmt::Debug for AudioSetup {
     }
 }
 
-/// The Discord voice connector, with the engine's RTP + AEAD transport.
-pub fn discord_voice(allow_insecure: bool) -> DiscordVoice {
+/// The Discord voice connector, with the engine's RTP + AEAD transport and, with
+/// `dave`, DAVE end-to-end encryption advertised (`max_dave_protocol_version: 1`).
+pub fn discord_voice(allow_insecure: bool, dave: bool) -> DiscordVoice {
     let transport: TransportFactory = Arc::new(|p: TransportParams| {
         let mode = EncryptionMode::from_name(&p.mode)
             .ok_or_else(|| format!("unsupported mode {}", p.mode))?;
@@ -72,10 +73,9 @@ pub fn discord_voice(allow_insecure: bool) -> DiscordVoice {
         let speaking = output.speaking();
         Ok((Box::new(output) as Box<dyn PacketOutput>, speaking))
     });
-    // DAVE (max_dave_protocol_version 1) arrives with the DAVE issue.
     DiscordVoice {
         allow_insecure,
-        dave_version: 0,
+        dave_version: u8::from(dave),
         transport,
     }
 }
@@ -104,7 +104,10 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
                 ResamplingQuality::High => ResampleQuality::High,
             },
         },
-        voice: Arc::new(discord_voice(q.voice_allow_insecure_endpoints)),
+        voice: Arc::new(discord_voice(
+            q.voice_allow_insecure_endpoints,
+            q.voice_dave,
+        )),
         local: l.sources.local.then(|| q.local_roots.clone()),
         http: l.sources.http.then(|| HttpTimeouts {
             connect: Duration::from_millis(l.timeouts.connect_timeout_ms),

@@ -24,7 +24,7 @@ fn user() -> u64 {
 
 async fn voice_node() -> TestNode {
     TestNode::start_custom(fast_config(), |audio| {
-        audio.voice = Arc::new(quaver::server::discord_voice(true))
+        audio.voice = Arc::new(quaver::server::discord_voice(true, true))
     })
     .await
 }
@@ -276,13 +276,21 @@ async fn a_server_demanding_dave_gets_4017_reported_once() {
         ..Default::default()
     })
     .await;
-    let node = voice_node().await;
+    // A node with DAVE switched off (`quaver.voice.dave: false`).
+    let node = TestNode::start_custom(fast_config(), |audio| {
+        audio.voice = Arc::new(quaver::server::discord_voice(true, false))
+    })
+    .await;
     let mut c = node.connect().await;
     let path = node.player_path(&c, &GUILD.to_string());
     node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
         .await;
     let closed = wait_event(&mut c, "WebSocketClosedEvent").await;
     assert_eq!(closed["code"], 4017);
+    assert_eq!(
+        fake.connection(GUILD).unwrap().max_dave_protocol_version,
+        Some(0)
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         fake.connection(GUILD).unwrap().identifies,

@@ -188,6 +188,7 @@ impl Default for QuaverConfig {
             engine_max_players: DEFAULT_MAX_PLAYERS,
             decode_threads: None,
             voice_allow_insecure_endpoints: false,
+            voice_dave: true,
             local_roots: Vec::new(),
         }
     }

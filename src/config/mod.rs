@@ -322,6 +322,8 @@ pub struct QuaverConfig {
     pub decode_threads: Option<usize>,
     /// `quaver.voice.allowInsecureEndpoints`: accept `ws://host:port` endpoints (tests), default false.
     pub voice_allow_insecure_endpoints: bool,
+    /// `quaver.voice.dave`: advertise DAVE end-to-end encryption, default true.
+    pub voice_dave: bool,
     /// `quaver.sources.localRoots`: directories the local source may read, default none.
     pub local_roots: Vec<PathBuf>,
 }

@@ -784,6 +784,15 @@ pub(crate) static KEYS: &[Key] = &[
               voice server.",
     },
     Key {
+        path: "quaver.voice.dave",
+        kind: Kind::Bool(|c, v| c.quaver.voice_dave = v),
+        default: Shown::Value("true"),
+        unit: "",
+        doc: "Advertise DAVE end-to-end encryption (`max_dave_protocol_version: 1`). Since \
+              2026-03-02 Discord closes non-DAVE connections with 4017 except in Stage \
+              channels; turn it off only to test that.",
+    },
+    Key {
         path: "quaver.sources.localRoots",
         kind: Kind::List {
             item: Check::Any,

@@ -270,8 +270,7 @@ impl Dave {
         match session.process_proposals(kind, proposals, Some(&expected)) {
             Ok(Some(commit_welcome)) => {
                 let welcome = commit_welcome.welcome.unwrap_or_default();
-                let mut frame =
-                    Vec::with_capacity(1 + commit_welcome.commit.len() + welcome.len());
+                let mut frame = Vec::with_capacity(1 + commit_welcome.commit.len() + welcome.len());
                 frame.push(OP_COMMIT_WELCOME);
                 frame.extend_from_slice(&commit_welcome.commit);
                 frame.extend_from_slice(&welcome);

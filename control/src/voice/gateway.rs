@@ -118,7 +118,8 @@ pub struct VoiceGateway {
 impl VoiceGateway {
     /// A gateway for a voice state; call [`Self::on_open`] once the socket is open.
     pub fn new(info: VoiceInfo) -> Self {
-        let dave = (info.max_dave_protocol_version > 0).then(|| Dave::new(info.user_id, info.channel_id));
+        let dave =
+            (info.max_dave_protocol_version > 0).then(|| Dave::new(info.user_id, info.channel_id));
         VoiceGateway {
             info,
             phase: Phase::Identifying,
@@ -241,7 +242,9 @@ impl VoiceGateway {
                 }
             }
             21 => {
-                if let (Some(version), Some(tid)) = (small("protocol_version"), small("transition_id")) {
+                if let (Some(version), Some(tid)) =
+                    (small("protocol_version"), small("transition_id"))
+                {
                     dave.on_prepare_transition(version, tid);
                 }
             }

@@ -7,4 +7,6 @@ pub mod dave;
 pub mod gateway;
 
 #[cfg(test)]
+mod dave_tests;
+#[cfg(test)]
 mod gateway_tests;
