@@ -4,8 +4,12 @@
 //! run: for passthrough, reading a record from a frame ring and copying the packet;
 //! for transcode, one libopus encode of a 20 ms frame.
 //!
+//! Passthrough also runs through the real voice transport (`VoiceOutput`: AES-256-GCM
+//! transport seal + one non-blocking UDP send on loopback), once with plain Opus and
+//! once with DAVE media encryption on; the difference is what DAVE adds per packet.
+//! Their floors: transport AEAD + UDP send (+ DAVE AES-128-GCM), measured alone.
+//!
 //! Run: `cargo bench --bench tick` (add `-- --json` for one JSON object per line).
-//! The voice transport (AEAD + UDP) is not part of this tick yet; outputs discard.
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
@@ -17,8 +21,11 @@ use quaver_engine::codec::FrameEncoder;
 use quaver_engine::decode::{DecodePool, JobReport, JobSpec, MediaSource};
 use quaver_engine::message::{ControlToEngine, NewPlayer, PlayerKey};
 use quaver_engine::opus::{OpusDecoder, OpusEncoder};
-use quaver_engine::output::NullOutput;
+use quaver_engine::output::{NullOutput, PacketOutput};
 use quaver_engine::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BYTES};
+use quaver_engine::transport::{
+    DaveEncryptor, EncryptionMode, RtpState, SenderKey, TransportCipher, VoiceOutput,
+};
 use quaver_engine::Worker;
 use rtrb::RingBuffer;
 
@@ -26,6 +33,42 @@ use rtrb::RingBuffer;
 enum Mode {
     Passthrough,
     Transcode,
+    /// Passthrough into a real `VoiceOutput`.
+    Voice,
+    /// The same with DAVE on.
+    VoiceDave,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Passthrough => "passthrough",
+            Mode::Transcode => "transcode",
+            Mode::Voice => "voice",
+            Mode::VoiceDave => "voice+dave",
+        }
+    }
+}
+
+/// A loopback receiver nobody reads: once its buffer is full the kernel drops what
+/// arrives, which costs the sender the same send.
+fn sink() -> std::net::UdpSocket {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
+}
+
+/// The output a player of `mode` sends to.
+fn output(mode: Mode, sink: &std::net::UdpSocket, index: u32) -> Box<dyn PacketOutput> {
+    if matches!(mode, Mode::Passthrough | Mode::Transcode) {
+        return Box::new(NullOutput);
+    }
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(sink.local_addr().unwrap()).unwrap();
+    let cipher = TransportCipher::new(EncryptionMode::Aes256GcmRtpsize, [7; 32]);
+    let mut out = VoiceOutput::new(socket, cipher, RtpState::new(index + 1)).unwrap();
+    if mode == Mode::VoiceDave {
+        out.set_sender_key(Some(SenderKey([index as u8; 16])));
+    }
+    Box::new(out)
 }
 
 /// Real frames of the test media: Opus packets of sine.opus, PCM of sine.mp3.
@@ -64,6 +107,7 @@ fn frames(file: &str) -> Vec<(RecordKind, Vec<u8>)> {
 }
 
 struct Rig {
+    _sink: std::net::UdpSocket,
     worker: Worker,
     batch: PacketBatch,
     writers: Vec<FrameWriter>,
@@ -77,6 +121,7 @@ fn rig(mode: Mode, players: usize, source: &[(RecordKind, Vec<u8>)]) -> Rig {
     std::mem::forget(_ev_rx);
     let mut worker = Worker::new(players, cmd_rx, ev_tx);
     let mut writers = Vec::new();
+    let sink = sink();
     for index in 0..players as u32 {
         let key = PlayerKey {
             index,
@@ -87,7 +132,7 @@ fn rig(mode: Mode, players: usize, source: &[(RecordKind, Vec<u8>)]) -> Rig {
             shared: Arc::default(),
             encoder: Box::new(OpusEncoder::new(10).unwrap()),
             decoder: Box::new(OpusDecoder::new().unwrap()),
-            output: Some(Box::new(NullOutput)),
+            output: Some(output(mode, &sink, index)),
             stuck_after_ticks: u32::MAX,
         };
         cmd.push(ControlToEngine::Add(Box::new(parts))).unwrap();
@@ -100,10 +145,10 @@ fn rig(mode: Mode, players: usize, source: &[(RecordKind, Vec<u8>)]) -> Rig {
         .unwrap();
         writers.push(w);
     }
-    let _ = mode;
     let mut batch = PacketBatch::new(players);
     worker.produce(&mut batch, &Instant::now);
     Rig {
+        _sink: sink,
         worker,
         batch,
         writers,
@@ -155,6 +200,51 @@ fn passthrough_floor(packet: &[u8]) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
+/// Floor for the voice transport: transport seal (AES-256-GCM, as `VoiceOutput` does
+/// it) and one UDP send of the sealed packet, plus (with `dave`) the DAVE frame
+/// encryption, each measured alone on `packet`.
+fn voice_floor(packet: &[u8], dave: bool) -> f64 {
+    let sink = sink();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(sink.local_addr().unwrap()).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let cipher = TransportCipher::new(EncryptionMode::Aes256GcmRtpsize, [7; 32]);
+    let mut encryptor = DaveEncryptor::new(SenderKey([1; 16]));
+    let mut rtp = RtpState::new(1);
+    let mut buf = [0u8; 1500];
+    let n = 20_000u32;
+    let start = Instant::now();
+    for _ in 0..n {
+        buf[..12].copy_from_slice(&rtp.header());
+        buf[12..12 + packet.len()].copy_from_slice(packet);
+        let len = if dave {
+            encryptor
+                .encrypt_in_place(&mut buf[12..], packet.len())
+                .unwrap()
+        } else {
+            packet.len()
+        };
+        let sealed = cipher.seal_in_place(&mut buf, len, rtp.nonce).unwrap();
+        rtp.advance();
+        let _ = socket.send(&buf[..sealed]);
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+/// DAVE frame encryption alone, per packet.
+fn dave_only(packet: &[u8]) -> f64 {
+    let mut encryptor = DaveEncryptor::new(SenderKey([1; 16]));
+    let mut buf = [0u8; 1500];
+    let n = 100_000u32;
+    let start = Instant::now();
+    for _ in 0..n {
+        buf[..packet.len()].copy_from_slice(packet);
+        let len = encryptor.encrypt_in_place(&mut buf, packet.len()).unwrap();
+        std::hint::black_box(&buf[..len]);
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
 /// Floor for transcode: one libopus encode of a 20 ms frame at complexity 10.
 fn encode_floor(pcm_frames: &[(RecordKind, Vec<u8>)]) -> f64 {
     let mut enc = OpusEncoder::new(10).unwrap();
@@ -188,7 +278,27 @@ fn main() {
             Mode::Transcode,
             median((0..5).map(|_| encode_floor(&pcm)).collect()),
         ),
+        (
+            Mode::Voice,
+            median((0..5).map(|_| voice_floor(&opus[10].1, false)).collect()),
+        ),
+        (
+            Mode::VoiceDave,
+            median((0..5).map(|_| voice_floor(&opus[10].1, true)).collect()),
+        ),
     ];
+    let dave = median((0..5).map(|_| dave_only(&opus[10].1)).collect());
+    if json {
+        println!(
+            "{{\"scenario\":\"dave_encrypt_only\",\"packet_bytes\":{},\"cost_us_per_packet\":{dave:.3}}}",
+            opus[10].1.len()
+        );
+    } else {
+        println!(
+            "DAVE frame encryption alone: {dave:.3} µs per {}-byte packet",
+            opus[10].1.len()
+        );
+    }
     if !json {
         println!(
             "{:<12} {:>8} {:>16} {:>12} {:>8}",
@@ -197,11 +307,7 @@ fn main() {
     }
     for (mode, floor) in floors {
         for players in [1usize, 64, 1024] {
-            let source = if mode == Mode::Passthrough {
-                &opus
-            } else {
-                &pcm
-            };
+            let source = if mode == Mode::Transcode { &pcm } else { &opus };
             let mut rig = rig(mode, players, source);
             let ticks = match (mode, players) {
                 (Mode::Transcode, 1024) => 10,
@@ -216,11 +322,7 @@ fn main() {
                 samples.push(t.as_secs_f64() * 1e6 / players as f64);
             }
             let cost = median(samples);
-            let name = if mode == Mode::Passthrough {
-                "passthrough"
-            } else {
-                "transcode"
-            };
+            let name = mode.name();
             if json {
                 println!(
                     "{{\"scenario\":\"{name}\",\"players\":{players},\"cost_us_per_player_tick\":{cost:.3},\"floor_us_per_player_tick\":{floor:.3},\"ratio\":{:.3}}}",
