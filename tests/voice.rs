@@ -364,3 +364,22 @@ async fn stalled_heartbeat_acks_lead_to_a_resume_and_unknown_ops_are_ignored() {
         assert_ne!(m["type"], "WebSocketClosedEvent");
     }
 }
+
+/// The real binary, started as a child process with a YAML config, plays to the fake
+/// voice server like the in-process node does.
+#[tokio::test]
+async fn the_real_binary_plays_to_the_fake_voice_server() {
+    let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;
+    let node = TestNode::start_binary("").await;
+    let (mut c, path, _) = connect_player(&node, &fake, GUILD).await;
+    node.patch(&path, json!({"track": {"encoded": track_a()}}))
+        .await;
+    wait_event(&mut c, "TrackStartEvent").await;
+    let view = fake
+        .wait_for(GUILD, Duration::from_secs(10), |v| {
+            v.audio_packets().count() >= 25
+        })
+        .await;
+    assert!(view.errors.is_empty(), "{view:#?}");
+    assert_eq!(view.max_dave_protocol_version, Some(1), "DAVE is advertised");
+}

@@ -16,7 +16,7 @@ async fn handshake_status(
     node: &TestNode,
     headers: &[(&'static str, &'static str)],
 ) -> Result<u16, u16> {
-    let mut req = format!("ws://{}/v4/websocket", node.running.local_addr())
+    let mut req = format!("ws://{}/v4/websocket", node.addr)
         .into_client_request()
         .unwrap();
     for (k, v) in headers {
@@ -61,7 +61,7 @@ async fn handshake_rules() {
     );
 
     // A non-numeric User-Id passes the handshake, then the socket closes with 1011.
-    let mut req = format!("ws://{}/v4/websocket", node.running.local_addr())
+    let mut req = format!("ws://{}/v4/websocket", node.addr)
         .into_client_request()
         .unwrap();
     req.headers_mut()
@@ -320,10 +320,10 @@ async fn resume_timeout_destroys_the_session() {
 
 #[tokio::test]
 async fn shutdown_closes_sockets_with_1001() {
-    let node = TestNode::start().await;
+    let mut node = TestNode::start().await;
     let mut c = node.connect().await;
     let _stats = c.next_json().await;
-    node.running.shutdown().await.unwrap();
+    node.running.take().unwrap().shutdown().await.unwrap();
     use futures_util::StreamExt;
     let close = tokio::time::timeout(Duration::from_secs(5), async {
         loop {

@@ -111,12 +111,31 @@ pub fn test_audio(outputs: Arc<Captures>) -> AudioSetup {
     }
 }
 
-/// A node under test.
+/// A node under test: in this process ([`Running`]), or the real `quaver` binary as
+/// a child process ([`TestNode::start_binary`]).
 pub struct TestNode {
-    pub running: Running,
+    /// The in-process node (`None` for the binary).
+    pub running: Option<Running>,
+    /// The child process, killed on drop.
+    process: Option<ChildProcess>,
+    pub addr: std::net::SocketAddr,
     pub captures: Arc<Captures>,
     pub base: String,
     pub http: reqwest::Client,
+}
+
+/// A `quaver` child process, with its working directory (config and log).
+struct ChildProcess {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Control settings with short timers so tests run in seconds.
@@ -153,13 +172,89 @@ impl TestNode {
         let mut audio = test_audio(captures.clone());
         adjust(&mut audio);
         let running = Running::serve(config, audio, listener).await.unwrap();
-        let base = format!("http://{}", running.local_addr());
+        let addr = running.local_addr();
+        let base = format!("http://{addr}");
         TestNode {
-            running,
+            running: Some(running),
+            process: None,
+            addr,
             captures,
             base,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Starts the real `quaver` binary (the build cargo made for this test run) on a
+    /// free loopback port, with the test media as its local root, `ws://` voice
+    /// endpoints allowed, one tick thread, and `extra_yaml` appended to its
+    /// `application.yml` (top-level sections other than `server`, `lavalink` and
+    /// `quaver`, e.g. `logging`). Its log goes to a file ([`Self::log`]).
+    pub async fn start_binary(quaver_yaml: &str) -> TestNode {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("quaver-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "server:\n  port: {port}\n  address: 127.0.0.1\n\
+             lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    playerUpdateInterval: 1\n    sources:\n      local: true\n\
+             logging:\n  level:\n    root: INFO\n    lavalink: DEBUG\n\
+             quaver:\n  engine:\n    threads: 1\n    spinUs: 0\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n  sources:\n    localRoots: [\"{}\"]\n{quaver_yaml}",
+            media_dir().display()
+        );
+        let config_path = dir.join("application.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.join("quaver.log")).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_quaver"))
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the quaver binary starts");
+        let process = ChildProcess { child, dir };
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let up = http
+                .get(format!("{base}/version"))
+                .header("Authorization", PASSWORD)
+                .send()
+                .await;
+            if up.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            let log = std::fs::read_to_string(process.dir.join("quaver.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the quaver binary did not answer on {base}; its log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        TestNode {
+            running: None,
+            process: Some(process),
+            addr,
+            captures: Arc::default(),
+            base,
+            http,
+        }
+    }
+
+    /// What the binary logged so far (empty for an in-process node).
+    pub fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p.dir.join("quaver.log")).ok())
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -199,7 +294,7 @@ impl TestNode {
 
     /// Opens a WebSocket, optionally resuming; returns the client and its `ready`.
     pub async fn connect_with(&self, resume: Option<&str>) -> (Client, Value) {
-        let mut req = format!("ws://{}/v4/websocket", self.running.local_addr())
+        let mut req = format!("ws://{}/v4/websocket", self.addr)
             .into_client_request()
             .unwrap();
         let h = req.headers_mut();
