@@ -3,18 +3,22 @@
 
 mod common;
 
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU16;
 use std::time::Duration;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::XChaCha20Poly1305;
 use common::fake_discord::{
-    ConnectionView, FakeDiscord, FakeDiscordOptions, MODE_AES, MODE_XCHACHA, SILENCE,
+    ConnectionView, FakeDiscord, FakeDiscordOptions, ReceivedPacket, MODE_AES, MODE_XCHACHA,
+    SILENCE,
 };
+use davey::{DaveSession, ProposalsOperationType};
 use futures_util::{SinkExt, StreamExt};
 use quaver_engine::audio::{FRAME_SAMPLES, SAMPLE_RATE};
-use quaver_engine::codec::FrameEncoder;
-use quaver_engine::opus::OpusEncoder;
+use quaver_engine::codec::{FrameDecoder, FrameEncoder};
+use quaver_engine::opus::{OpusDecoder, OpusEncoder};
 use serde_json::{json, Value};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
@@ -119,13 +123,18 @@ struct VoiceClient {
 impl VoiceClient {
     /// Hello → Identify → Ready → IP discovery; stops before Select Protocol.
     async fn ready(fake: &FakeDiscord, guild: u64) -> VoiceClient {
+        Self::ready_with(fake, guild, 1).await
+    }
+
+    /// [`Self::ready`] with Identify's `max_dave_protocol_version`.
+    async fn ready_with(fake: &FakeDiscord, guild: u64, max_dave: u64) -> VoiceClient {
         let voice = fake.voice_state(guild, USER);
         let mut ws = open(fake).await;
         let hello = try_next(&mut ws, WAIT).await.unwrap();
         assert_eq!(hello["op"], 8);
         assert!(hello["d"]["heartbeat_interval"].is_f64(), "{hello}");
         assert!(hello.get("seq").is_none(), "Hello carries no seq");
-        ws.send(identify(guild, &voice, &voice["token"], 1))
+        ws.send(identify(guild, &voice, &voice["token"], max_dave))
             .await
             .unwrap();
         let ready = try_next(&mut ws, WAIT).await.unwrap();
@@ -182,6 +191,13 @@ impl VoiceClient {
     }
 
     async fn select(&mut self, mode: &str) {
+        self.send_select(mode).await;
+        let description = self.next_op(4).await;
+        assert_eq!(description["d"]["dave_protocol_version"], 0);
+        self.describe(&description["d"]);
+    }
+
+    async fn send_select(&mut self, mode: &str) {
         let local = self.udp.local_addr().unwrap();
         self.send_op(
             1,
@@ -191,10 +207,12 @@ impl VoiceClient {
             }),
         )
         .await;
-        let description = self.next_op(4).await;
-        assert_eq!(description["d"]["mode"], mode);
-        assert_eq!(description["d"]["dave_protocol_version"], 0);
-        let key: Vec<u8> = description["d"]["secret_key"]
+    }
+
+    /// Takes the mode and key of Session Description's `d`.
+    fn describe(&mut self, d: &Value) {
+        let mode = d["mode"].as_str().unwrap();
+        let key: Vec<u8> = d["secret_key"]
             .as_array()
             .unwrap()
             .iter()
@@ -632,4 +650,520 @@ async fn fifty_connections_share_one_udp_socket() {
         assert!(view.packets.iter().all(|p| p.ssrc == client.ssrc));
     }
     assert_eq!(fake.kernel_drops().unwrap_or(0), 0);
+}
+
+// ---------------------------------------------------------------------------------
+// DAVE tier, driven by a client that runs the bot's side with davey
+// ---------------------------------------------------------------------------------
+
+const MEMBER_A: u64 = 300_000_000_000_000_001;
+const MEMBER_B: u64 = 300_000_000_000_000_002;
+const DAVE_VERSION: NonZeroU16 = NonZeroU16::MIN;
+
+fn dave_fake(members_before: &[u64]) -> FakeDiscordOptions {
+    FakeDiscordOptions {
+        dave: true,
+        dave_members_before: members_before.to_vec(),
+        ..fast()
+    }
+}
+
+/// A server message: JSON, or binary `[u16 seq][op][payload]`.
+enum Incoming {
+    Json(Value),
+    Binary { seq: u16, op: u8, payload: Vec<u8> },
+}
+
+/// The next server message, or `None` on close, error or after `wait`.
+async fn next_incoming(ws: &mut Ws, wait: Duration) -> Option<Incoming> {
+    loop {
+        match tokio::time::timeout(wait, ws.next()).await.ok()?? {
+            Ok(Message::Text(text)) => {
+                return Some(Incoming::Json(serde_json::from_str(&text).unwrap()))
+            }
+            Ok(Message::Binary(bytes)) => {
+                assert!(bytes.len() >= 3, "a {}-byte binary message", bytes.len());
+                return Some(Incoming::Binary {
+                    seq: u16::from_be_bytes([bytes[0], bytes[1]]),
+                    op: bytes[2],
+                    payload: bytes[3..].to_vec(),
+                });
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn transition_id(d: &Value) -> u16 {
+    u16::try_from(d["transition_id"].as_u64().unwrap()).unwrap()
+}
+
+/// A voice client that runs the bot's side of DAVE with davey, the way a client
+/// library wires it (discord-voice.md §5.3), one server message at a time.
+struct DaveClient {
+    client: VoiceClient,
+    channel_id: u64,
+    session: DaveSession,
+    /// Users announced by ops 11 and 13; proposals and Welcomes may name only them
+    /// and the bot.
+    recognized: HashSet<u64>,
+    /// The protocol version in force: op 4's, then each executed transition's.
+    version: u16,
+    /// Transitions answered with op 23 but not executed: id → protocol version.
+    pending: HashMap<u16, u16>,
+    /// Transitions executed (op 22 for a pending one).
+    executed: usize,
+    /// Op 31s sent.
+    invalid_sent: usize,
+    /// Binary ops received, in order.
+    binary_ops: Vec<u8>,
+}
+
+impl DaveClient {
+    /// Identifies (max DAVE version 1), selects AES-GCM and handles everything up to
+    /// op 4, and op 25 if op 4 offered DAVE.
+    async fn connect(fake: &FakeDiscord, guild: u64) -> DaveClient {
+        let mut client = VoiceClient::ready(fake, guild).await;
+        client.send_select(MODE_AES).await;
+        let channel_id = client.voice["channelId"].as_str().unwrap().parse().unwrap();
+        let mut dave = DaveClient {
+            client,
+            channel_id,
+            session: DaveSession::new(DAVE_VERSION, USER, channel_id, None).unwrap(),
+            recognized: HashSet::new(),
+            version: 0,
+            pending: HashMap::new(),
+            executed: 0,
+            invalid_sent: 0,
+            binary_ops: Vec::new(),
+        };
+        dave.pump_until(|c| {
+            c.client.sealer.is_some() && (c.version == 0 || c.binary_ops.contains(&25))
+        })
+        .await;
+        dave
+    }
+
+    /// Handles server messages until `done` holds.
+    async fn pump_until(&mut self, done: impl Fn(&Self) -> bool) {
+        while !done(self) {
+            let incoming = next_incoming(&mut self.client.ws, WAIT)
+                .await
+                .expect("a server message");
+            self.handle(incoming).await;
+        }
+    }
+
+    async fn handle(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Json(message) => {
+                if let Some(seq) = message["seq"].as_i64() {
+                    self.client.seq = seq;
+                }
+                self.handle_json(message["op"].as_u64().unwrap(), &message["d"])
+                    .await;
+            }
+            Incoming::Binary { seq, op, payload } => {
+                self.client.seq = i64::from(seq);
+                self.binary_ops.push(op);
+                self.handle_binary(op, &payload).await;
+            }
+        }
+    }
+
+    async fn handle_json(&mut self, op: u64, d: &Value) {
+        let user = |id: &Value| id.as_str().unwrap().parse::<u64>().unwrap();
+        match op {
+            4 => {
+                self.client.describe(d);
+                self.version = d["dave_protocol_version"].as_u64().unwrap() as u16;
+            }
+            11 => self
+                .recognized
+                .extend(d["user_ids"].as_array().unwrap().iter().map(user)),
+            13 => {
+                self.recognized.remove(&user(&d["user_id"]));
+            }
+            21 => {
+                let version = d["protocol_version"].as_u64().unwrap() as u16;
+                self.prepare(transition_id(d), version).await;
+            }
+            22 => {
+                let tid = transition_id(d);
+                self.session.execute_transition(tid).unwrap();
+                if let Some(version) = self.pending.remove(&tid) {
+                    self.version = version;
+                    self.executed += 1;
+                }
+            }
+            24 if d["epoch"] == 1 => {
+                let version = d["protocol_version"].as_u64().unwrap() as u16;
+                let version = NonZeroU16::new(version).unwrap();
+                self.session
+                    .reinit(version, USER, self.channel_id, None)
+                    .unwrap();
+                self.send_key_package().await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn handle_binary(&mut self, op: u8, payload: &[u8]) {
+        let ids: Vec<u64> = self.recognized.iter().copied().chain([USER]).collect();
+        match op {
+            25 => {
+                self.session.set_external_sender(payload).unwrap();
+                self.send_key_package().await;
+            }
+            27 => {
+                let kind = match payload[0] {
+                    0 => ProposalsOperationType::APPEND,
+                    _ => ProposalsOperationType::REVOKE,
+                };
+                let commit = self
+                    .session
+                    .process_proposals(kind, &payload[1..], Some(&ids))
+                    .unwrap();
+                if let Some(commit) = commit {
+                    let welcome = commit.welcome.unwrap_or_default();
+                    self.send_binary(28, &[commit.commit, welcome].concat())
+                        .await;
+                }
+            }
+            29 | 30 => {
+                let tid = u16::from_be_bytes([payload[0], payload[1]]);
+                let processed = if op == 29 {
+                    self.session.process_commit(&payload[2..]).map_err(drop)
+                } else {
+                    let welcome = self.session.process_welcome(&payload[2..], Some(&ids));
+                    welcome.map(|()| true).map_err(drop)
+                };
+                match processed {
+                    Ok(true) => self.prepare(tid, 1).await,
+                    Ok(false) => {}
+                    Err(()) => self.invalid(tid).await,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Prepares a transition and answers op 23 (tid 0 applies at once).
+    async fn prepare(&mut self, tid: u16, version: u16) {
+        self.session.prepare_transition(tid, version).unwrap();
+        if tid == 0 {
+            self.version = version;
+            return;
+        }
+        self.pending.insert(tid, version);
+        self.client
+            .send_op(23, json!({ "transition_id": tid }))
+            .await;
+    }
+
+    /// Op 31, a local reset and a new key package.
+    async fn invalid(&mut self, tid: u16) {
+        self.invalid_sent += 1;
+        self.client
+            .send_op(31, json!({ "transition_id": tid }))
+            .await;
+        self.session
+            .reinit(DAVE_VERSION, USER, self.channel_id, None)
+            .unwrap();
+        self.send_key_package().await;
+    }
+
+    async fn send_key_package(&mut self) {
+        let package = self.session.create_key_package().unwrap();
+        self.send_binary(26, &package).await;
+    }
+
+    async fn send_binary(&mut self, op: u8, payload: &[u8]) {
+        let message = Message::binary([&[op][..], payload].concat());
+        self.client.ws.send(message).await.unwrap();
+    }
+
+    /// An Opus packet as the bot sends it: end-to-end encrypted while DAVE is in
+    /// force and davey has a key, else plain.
+    fn frame(&mut self, opus: &[u8]) -> Vec<u8> {
+        if self.version != 0 && self.session.can_encrypt() {
+            self.session.encrypt_opus(opus).unwrap().into_owned()
+        } else {
+            opus.to_vec()
+        }
+    }
+
+    /// Speaking 1, `frames` packets of a sine, five silence frames, speaking 0.
+    async fn play(&mut self, frames: usize) {
+        self.client.speaking(1).await;
+        for packet in sine_packets(frames) {
+            let payload = self.frame(&packet);
+            self.client.send_rtp(&payload, false).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for _ in 0..5 {
+            self.client.send_rtp(&SILENCE, false).await;
+        }
+        self.client.speaking(0).await;
+    }
+}
+
+/// Decodes `packets` in order with one fresh decoder; the left channel.
+fn decode_left(packets: &[ReceivedPacket]) -> Vec<i16> {
+    let mut decoder = OpusDecoder::new().unwrap();
+    let mut pcm = vec![0i16; 6 * FRAME_SAMPLES as usize * 2];
+    let mut left = Vec::new();
+    for packet in packets {
+        let n = decoder.decode(&packet.opus, &mut pcm).unwrap();
+        left.extend(pcm[..n * 2].iter().step_by(2));
+    }
+    left
+}
+
+/// Waits until the fake holds `total` packets, of which the last are one
+/// [`DaveClient::play`] of `frames`; checks they are DAVE frames if `dave` (else
+/// plain), that their Opus decodes to the sine, and that nothing was a violation.
+async fn check_played(
+    fake: &FakeDiscord,
+    guild: u64,
+    total: usize,
+    frames: usize,
+    dave: bool,
+) -> ConnectionView {
+    let view = fake
+        .wait_for(guild, WAIT, |v| v.packets.len() == total)
+        .await;
+    assert_clean(fake, &view);
+    let (audio, silence) = view.packets[total - frames - 5..].split_at(frames);
+    assert!(
+        audio.iter().all(|p| p.dave == dave && !p.silence),
+        "expected {frames} {} frames: {audio:?}",
+        if dave { "DAVE" } else { "plain" }
+    );
+    assert!(silence.iter().all(|p| p.silence && !p.dave), "{silence:?}");
+    let left = decode_left(audio);
+    assert_eq!(left.len(), frames * FRAME_SAMPLES as usize);
+    let hz = frequency(&left);
+    assert!((hz - TONE_HZ).abs() < TONE_HZ * 0.02, "decoded {hz} Hz");
+    view
+}
+
+#[tokio::test]
+async fn dave_bot_first_then_a_member_joins() {
+    let fake = FakeDiscord::start(dave_fake(&[])).await;
+    let guild = 7001;
+    let mut bot = DaveClient::connect(&fake, guild).await;
+    assert_eq!((bot.version, &bot.binary_ops[..]), (1, &[25][..]));
+    fake.wait_for(guild, WAIT, |v| v.dave_key_packages == 1)
+        .await;
+
+    // Alone in a pending group, the bot sends plain Opus.
+    bot.play(5).await;
+    check_played(&fake, guild, 10, 5, false).await;
+
+    tokio::join!(
+        fake.dave_join(guild, MEMBER_A),
+        bot.pump_until(|c| c.executed == 1)
+    );
+    assert_eq!(bot.binary_ops, [25, 27, 29]);
+    assert!(bot.recognized.contains(&MEMBER_A));
+    let view = fake.connection(guild).unwrap();
+    assert_eq!(view.dave_protocol_version, 1);
+    assert_eq!(view.dave_epoch, Some(1));
+    assert_eq!(view.dave_transitions, [(1, 1)]);
+    assert_eq!((view.dave_key_packages, view.dave_commits), (1, 1));
+
+    bot.play(20).await;
+    let view = check_played(&fake, guild, 35, 20, true).await;
+    assert_eq!(view.decode_left().len(), 25 * FRAME_SAMPLES as usize);
+}
+
+#[tokio::test]
+async fn dave_members_before_add_the_bot_and_one_leaves() {
+    let fake = FakeDiscord::start(dave_fake(&[MEMBER_A, MEMBER_B])).await;
+    let guild = 7002;
+    let mut bot = DaveClient::connect(&fake, guild).await;
+    assert_eq!(bot.recognized, HashSet::from([MEMBER_A, MEMBER_B]));
+    bot.pump_until(|c| c.executed == 1).await;
+    assert_eq!(bot.binary_ops, [25, 30]);
+    let view = fake.connection(guild).unwrap();
+    assert_eq!(
+        view.dave_epoch,
+        Some(2),
+        "the members' group, then the bot's Add"
+    );
+    assert_eq!(view.dave_transitions, [(1, 1)]);
+    assert_eq!((view.dave_key_packages, view.dave_commits), (1, 0));
+    // Both members must decrypt every frame (a failure would be an error).
+    bot.play(20).await;
+    check_played(&fake, guild, 25, 20, true).await;
+
+    tokio::join!(
+        fake.dave_leave(guild, MEMBER_B),
+        bot.pump_until(|c| c.executed == 2)
+    );
+    assert_eq!(bot.binary_ops, [25, 30, 27, 29]);
+    assert!(!bot.recognized.contains(&MEMBER_B));
+    let view = fake.connection(guild).unwrap();
+    assert_eq!((view.dave_epoch, view.dave_commits), (Some(3), 1));
+    bot.play(20).await;
+    check_played(&fake, guild, 50, 20, true).await;
+
+    // With the last member gone the bot still encrypts; nobody can check those frames.
+    tokio::join!(
+        fake.dave_leave(guild, MEMBER_A),
+        bot.pump_until(|c| c.executed == 3)
+    );
+    bot.play(5).await;
+    let view = fake.wait_for(guild, WAIT, |v| v.packets.len() == 60).await;
+    assert_clean(&fake, &view);
+    assert!(view.packets[50..55]
+        .iter()
+        .all(|p| p.dave && p.opus.is_empty()));
+}
+
+#[tokio::test]
+async fn dave_downgrade_then_upgrade() {
+    let fake = FakeDiscord::start(dave_fake(&[MEMBER_A])).await;
+    let guild = 7003;
+    let mut bot = DaveClient::connect(&fake, guild).await;
+    bot.pump_until(|c| c.executed == 1).await;
+    assert_eq!(fake.connection(guild).unwrap().dave_epoch, Some(1));
+    bot.play(10).await;
+    check_played(&fake, guild, 15, 10, true).await;
+
+    tokio::join!(
+        fake.dave_downgrade(guild),
+        bot.pump_until(|c| c.executed == 2)
+    );
+    assert_eq!(bot.version, 0);
+    let view = fake.connection(guild).unwrap();
+    assert_eq!((view.dave_protocol_version, view.dave_epoch), (0, None));
+    assert_eq!(view.dave_transitions, [(1, 1), (2, 0)]);
+    bot.play(10).await;
+    check_played(&fake, guild, 30, 10, false).await;
+
+    tokio::join!(
+        fake.dave_upgrade(guild),
+        bot.pump_until(|c| c.executed == 3)
+    );
+    assert_eq!(bot.version, 1);
+    let view = fake.connection(guild).unwrap();
+    assert_eq!((view.dave_protocol_version, view.dave_epoch), (1, Some(1)));
+    assert_eq!(view.dave_key_packages, 2);
+    assert_eq!(view.dave_transitions, [(1, 1), (2, 0), (3, 1)]);
+    bot.play(10).await;
+    check_played(&fake, guild, 45, 10, true).await;
+}
+
+#[tokio::test]
+async fn dave_a_corrupted_commit_is_recovered() {
+    let fake = FakeDiscord::start(dave_fake(&[])).await;
+    let guild = 7004;
+    let mut bot = DaveClient::connect(&fake, guild).await;
+    fake.dave_corrupt_next_commit(guild);
+    tokio::join!(
+        fake.dave_join(guild, MEMBER_A),
+        bot.pump_until(|c| c.executed == 1)
+    );
+    assert_eq!(bot.invalid_sent, 1);
+    assert_eq!(bot.binary_ops, [25, 27, 29, 30]);
+    let view = fake.connection(guild).unwrap();
+    assert_eq!(view.dave_invalid_commits, 1);
+    assert_eq!((view.dave_key_packages, view.dave_commits), (2, 1));
+    assert_eq!(
+        view.dave_transitions,
+        [(2, 1)],
+        "transition 1 was corrupted"
+    );
+    assert_eq!(
+        view.dave_epoch,
+        Some(2),
+        "the bot's commit, then remove + re-add"
+    );
+    bot.play(20).await;
+    check_played(&fake, guild, 25, 20, true).await;
+}
+
+#[tokio::test]
+async fn dave_plain_and_tampered_frames_are_errors() {
+    let fake = FakeDiscord::start(dave_fake(&[MEMBER_A])).await;
+    let guild = 7005;
+    let mut bot = DaveClient::connect(&fake, guild).await;
+    bot.pump_until(|c| c.executed == 1).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let packets = sine_packets(2);
+    bot.client.speaking(1).await;
+    bot.client.send_rtp(&packets[0], false).await;
+    let mut tampered = bot.frame(&packets[1]);
+    tampered[0] ^= 0x01;
+    bot.client.send_rtp(&tampered, false).await;
+    bot.client.send_op(23, json!({ "transition_id": 77 })).await;
+    let view = fake
+        .wait_for(guild, WAIT, |v| v.packets.len() == 2 && v.errors.len() >= 3)
+        .await;
+    assert_eq!(view.errors.len(), 3, "{:#?}", view.errors);
+    assert!(view.errors[0].contains("plain Opus"), "{}", view.errors[0]);
+    assert!(
+        view.errors[1].contains("cannot decrypt"),
+        "{}",
+        view.errors[1]
+    );
+    assert!(view.errors[2].contains("op 23"), "{}", view.errors[2]);
+    assert!(!view.packets[0].dave && view.packets[1].dave);
+}
+
+#[tokio::test]
+async fn dave_is_not_offered_to_a_client_without_it() {
+    let fake = FakeDiscord::start(dave_fake(&[MEMBER_A])).await;
+    let guild = 7006;
+    let mut client = VoiceClient::ready_with(&fake, guild, 0).await;
+    client.select(MODE_AES).await;
+    assert!(
+        next_incoming(&mut client.ws, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no op 11 or 25 without DAVE"
+    );
+    client.play(5).await;
+    let view = fake.wait_for(guild, WAIT, |v| v.packets.len() == 10).await;
+    assert_clean(&fake, &view);
+    assert_eq!(view.dave_protocol_version, 0);
+    assert!(view.packets.iter().all(|p| !p.dave));
+}
+
+#[tokio::test]
+async fn dave_binary_messages_are_replayed_on_resume() {
+    let fake = FakeDiscord::start(dave_fake(&[MEMBER_A])).await;
+    let guild = 7007;
+    let mut bot = DaveClient::connect(&fake, guild).await;
+    bot.pump_until(|c| c.executed == 1).await;
+    let last_seq = bot.client.seq;
+
+    fake.drop_tcp(guild).await;
+    assert!(next_incoming(&mut bot.client.ws, WAIT).await.is_none());
+    bot.client.ws = open(&fake).await;
+    assert_eq!(try_next(&mut bot.client.ws, WAIT).await.unwrap()["op"], 8);
+    let resume = json!({
+        "server_id": guild.to_string(),
+        "session_id": bot.client.voice["sessionId"],
+        "token": bot.client.voice["token"],
+        "seq_ack": 1,
+    });
+    bot.client.send_op(7, resume).await;
+    assert_eq!(try_next(&mut bot.client.ws, WAIT).await.unwrap()["op"], 9);
+    let mut replayed = Vec::new();
+    while let Some(message) = next_incoming(&mut bot.client.ws, Duration::from_millis(300)).await {
+        replayed.push(match message {
+            Incoming::Json(m) => (m["op"].as_u64().unwrap() as u8, m["seq"].as_i64().unwrap()),
+            Incoming::Binary { seq, op, .. } => (op, i64::from(seq)),
+        });
+    }
+    let ops: Vec<u8> = replayed.iter().map(|r| r.0).collect();
+    assert_eq!(ops, [11, 4, 25, 30, 22]);
+    let seqs: Vec<i64> = replayed.iter().map(|r| r.1).collect();
+    assert_eq!(seqs, (2..=last_seq).collect::<Vec<_>>());
+    assert_clean(&fake, &fake.connection(guild).unwrap());
 }

@@ -30,14 +30,28 @@
 //!   non-zero Speaking within [`SPEAKING_GRACE`]; datagrams from an address that did
 //!   no IP discovery. 8-byte datagrams count as keepalives.
 //!
-//! Hello and Resumed carry no `seq`; every other server message does, and all but
-//! heartbeat ACKs are kept for replay.
+//! Hello and Resumed carry no `seq`; every other server message does (binary ones as a
+//! `u16` prefix, §1.2), and all but heartbeat ACKs are kept for replay.
+//!
+//! **DAVE tier** (§5.3, §7.3; [`FakeDiscordOptions::dave`]): op 4 announces version 1
+//! to a client whose Identify allows it and op 25 follows with the fake's external
+//! sender. Fake channel members (`davey` sessions owned by the fake, see `dave.rs`)
+//! form the MLS group with the client, and scripts ([`FakeDiscord::dave_join`] and its
+//! siblings) drive joins, leaves, downgrades, upgrades and a corrupted commit, each
+//! returning once op 22 executed it. The receive thread decrypts every DAVE media frame
+//! with every fake member. Violations: key packages other than ciphersuite 2 with the
+//! bot's basic credential, commits that do not parse or cannot be processed, ops 23/31
+//! for transitions not in flight, binary DAVE ops without DAVE, DAVE frames a member
+//! cannot decrypt, plain Opus more than [`SPEAKING_GRACE`] after a transition to
+//! version 1 executed with a fake member present, and DAVE frames that long after one
+//! to version 0.
 //!
 //! State lives per guild behind one mutex ([`GuildState`]): the [`ConnectionView`] a test
 //! reads, the current voice session (SSRC, key, replay buffer, receive continuity) and a
 //! handle for scripting the guild's current WebSocket. A voice session starts at each
 //! accepted Identify and survives Resumes; the view accumulates across sessions.
 
+mod dave;
 mod gateway;
 mod udp;
 
@@ -54,7 +68,9 @@ use quaver_engine::opus::OpusDecoder;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
 
+use self::dave::{Dave, ExternalSenderKey};
 use self::gateway::accept_loop;
 use self::udp::{udp_socket, Cipher, Receiver};
 
@@ -76,6 +92,8 @@ const MAX_PCM: usize = 6 * FRAME_SAMPLES * 2;
 const SPEAKING_GRACE: Duration = Duration::from_millis(100);
 /// Replayable messages kept per session for Resume.
 const REPLAY_LIMIT: usize = 1024;
+/// How long a DAVE script waits for the client's part of a transition.
+const DAVE_WAIT: Duration = Duration::from_secs(5);
 
 /// How the fake behaves; `Default` is a well-behaved Discord.
 #[derive(Debug, Clone)]
@@ -96,6 +114,15 @@ pub struct FakeDiscordOptions {
     /// for benchmarks with thousands of connections, where a decode per packet would
     /// outrun the one receive thread.
     pub decode_payloads: bool,
+    /// Offer DAVE (version 1) to clients whose Identify has `max_dave_protocol_version`
+    /// ≥ 1 (default false: op 4 always says 0). Clients that do not offer it still get
+    /// version 0, as in a Stage channel, unless `require_dave` closes them.
+    pub dave: bool,
+    /// With `dave`: user ids of fake members already in the channel, with their group
+    /// formed, when the client identifies (default none: the client is first). They are
+    /// announced by op 11 after Ready and add the client once its key package arrives
+    /// (op 30 Welcome, op 23, op 22).
+    pub dave_members_before: Vec<u64>,
 }
 
 impl Default for FakeDiscordOptions {
@@ -107,6 +134,8 @@ impl Default for FakeDiscordOptions {
             ack_heartbeats: true,
             send_unknown_ops: false,
             decode_payloads: true,
+            dave: false,
+            dave_members_before: Vec::new(),
         }
     }
 }
@@ -119,23 +148,27 @@ pub struct ReceivedPacket {
     /// The transport nonce trailer, read big-endian.
     pub nonce: u32,
     pub ssrc: u32,
-    /// The decrypted payload: an Opus packet, or [`SILENCE`].
+    /// The decrypted payload: an Opus packet, or [`SILENCE`]. For a DAVE frame, the
+    /// Opus packet a fake member decrypted, or empty if none could.
     pub opus: Vec<u8>,
     /// When the receive thread read the datagram.
     pub arrived: Instant,
     pub silence: bool,
+    /// The payload was a DAVE (end-to-end encrypted) frame rather than plain Opus.
+    pub dave: bool,
 }
 
 impl fmt::Debug for ReceivedPacket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "#{} ts={} nonce={} {} bytes{}",
+            "#{} ts={} nonce={} {} bytes{}{}",
             self.seq,
             self.timestamp,
             self.nonce,
             self.opus.len(),
-            if self.silence { " (silence)" } else { "" }
+            if self.silence { " (silence)" } else { "" },
+            if self.dave { " (DAVE)" } else { "" }
         )
     }
 }
@@ -172,6 +205,20 @@ pub struct ConnectionView {
     pub closed_with: Vec<u16>,
     /// Close codes the client sent (1005 for a close frame without a code).
     pub client_closed_with: Vec<u16>,
+    /// The DAVE protocol version in force as the fake sees it: what op 4 announced,
+    /// then what each executed transition (op 22 sent) switched to.
+    pub dave_protocol_version: u16,
+    /// The MLS epoch of the group put in force by the last executed transition (`None`
+    /// before one to version 1 and after one to version 0).
+    pub dave_epoch: Option<u64>,
+    /// Key packages (binary op 26) received.
+    pub dave_key_packages: u32,
+    /// Commits (binary op 28) received.
+    pub dave_commits: u32,
+    /// Invalid commit/welcome reports (op 31) received.
+    pub dave_invalid_commits: u32,
+    /// Executed transitions (op 22 sent) as (transition id, protocol version).
+    pub dave_transitions: Vec<(u16, u16)>,
 }
 
 impl ConnectionView {
@@ -193,16 +240,23 @@ impl ConnectionView {
             errors: Vec::new(),
             closed_with: Vec::new(),
             client_closed_with: Vec::new(),
+            dave_protocol_version: 0,
+            dave_epoch: None,
+            dave_key_packages: 0,
+            dave_commits: 0,
+            dave_invalid_commits: 0,
+            dave_transitions: Vec::new(),
         }
     }
 
-    /// Decodes every non-silence packet in order with one fresh Opus decoder and
-    /// returns the left channel.
+    /// Decodes every non-silence packet in order (DAVE frames as decrypted, skipping
+    /// those no fake member opened) with one fresh Opus decoder and returns the left
+    /// channel.
     pub fn decode_left(&self) -> Vec<i16> {
         let mut decoder = OpusDecoder::new().expect("an Opus decoder");
         let mut pcm = vec![0i16; MAX_PCM];
         let mut left = Vec::new();
-        for packet in self.packets.iter().filter(|p| !p.silence) {
+        for packet in self.audio_packets().filter(|p| !p.opus.is_empty()) {
             if let Ok(n) = decoder.decode(&packet.opus, &mut pcm) {
                 left.extend(pcm[..n * 2].iter().step_by(2));
             }
@@ -219,6 +273,7 @@ impl ConnectionView {
 impl fmt::Debug for ConnectionView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let silence = self.packets.iter().filter(|p| p.silence).count();
+        let dave_frames = self.packets.iter().filter(|p| p.dave).count();
         let flags: Vec<u64> = self.speaking.iter().map(|s| s.0).collect();
         f.debug_struct("ConnectionView")
             .field("guild_id", &self.guild_id)
@@ -238,6 +293,13 @@ impl fmt::Debug for ConnectionView {
             .field("errors", &self.errors)
             .field("closed_with", &self.closed_with)
             .field("client_closed_with", &self.client_closed_with)
+            .field("dave_protocol_version", &self.dave_protocol_version)
+            .field("dave_epoch", &self.dave_epoch)
+            .field("dave_frames", &dave_frames)
+            .field("dave_key_packages", &self.dave_key_packages)
+            .field("dave_commits", &self.dave_commits)
+            .field("dave_invalid_commits", &self.dave_invalid_commits)
+            .field("dave_transitions", &self.dave_transitions)
             .finish()
     }
 }
@@ -274,6 +336,7 @@ impl FakeDiscord {
             ssrcs: Mutex::default(),
             stray: Mutex::default(),
             counter: AtomicU64::new(1),
+            dave_sender: Arc::new(ExternalSenderKey::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let receiver = {
@@ -314,7 +377,7 @@ impl FakeDiscord {
             "token": registration.token,
             "endpoint": self.endpoint(),
             "sessionId": registration.session_id,
-            "channelId": guild_id.wrapping_add(1).to_string(),
+            "channelId": channel_id(guild_id).to_string(),
         });
         lock(&self.shared.registrations).insert(guild_id, registration);
         state
@@ -392,6 +455,116 @@ impl FakeDiscord {
         self.script(guild_id, Script::DropTcp).await
     }
 
+    /// DAVE: fake member `user_id` joins the channel. The fake sends op 11 and an
+    /// external Add proposal for the member's key package (op 27 append; other fake
+    /// members store it too), expects op 28 (commit + Welcome), announces the commit
+    /// (op 29) while the fake members process it and the new member joins by the
+    /// Welcome, expects op 23, and sends op 22. Waits for a transition in flight first.
+    pub async fn dave_join(&self, guild_id: u64, user_id: u64) {
+        self.dave_script(guild_id, "dave_join", |dave| dave.join(user_id))
+            .await
+    }
+
+    /// DAVE: fake member `user_id` leaves: op 13, an external Remove proposal (op 27
+    /// append; the remaining members store it), op 28 (commit) expected, op 29 while
+    /// the remaining members process it, op 23 expected, op 22.
+    pub async fn dave_leave(&self, guild_id: u64, user_id: u64) {
+        self.dave_script(guild_id, "dave_leave", |dave| dave.leave(user_id))
+            .await
+    }
+
+    /// DAVE: downgrade to version 0: op 21 `{protocol_version: 0, transition_id}`, op
+    /// 23 expected, op 22. The client must then send plain Opus.
+    pub async fn dave_downgrade(&self, guild_id: u64) {
+        self.dave_script(guild_id, "dave_downgrade", |dave| Ok(dave.downgrade()))
+            .await
+    }
+
+    /// DAVE: back to version 1: op 24 `{protocol_version: 1, epoch: 1}`; the client
+    /// must answer with a new key package (op 26); the fake members re-form a group
+    /// that adds it (op 30 Welcome), op 23 expected, op 22. Needs a fake member.
+    pub async fn dave_upgrade(&self, guild_id: u64) {
+        self.dave_script(guild_id, "dave_upgrade", |dave| dave.upgrade())
+            .await
+    }
+
+    /// DAVE: the next op 29 to the client carries a corrupted commit. The script that
+    /// sends it then expects op 31 with its transition id and a new key package (op
+    /// 26), and recovers: the fake members remove the client's stale leaf and add it
+    /// back (op 30 Welcome), op 23 expected, op 22.
+    pub fn dave_corrupt_next_commit(&self, guild_id: u64) {
+        let guild = self.shared.find_guild(guild_id);
+        let mut state = guild.as_ref().map(|g| g.lock());
+        let dave = state
+            .as_mut()
+            .and_then(|s| s.session.as_mut())
+            .and_then(|s| s.dave.as_mut());
+        dave.unwrap_or_else(|| panic!("fake Discord: guild {guild_id} has no DAVE session"))
+            .corrupt_next_commit();
+    }
+
+    /// Waits for the guild's DAVE session to be idle, starts a transition with `start`,
+    /// sends its messages, and waits until op 22 executed it.
+    async fn dave_script(
+        &self,
+        guild_id: u64,
+        what: &str,
+        start: impl FnOnce(&mut Dave) -> Result<Vec<Outgoing>, String>,
+    ) {
+        let deadline = Instant::now() + DAVE_WAIT;
+        let mut start = Some(start);
+        let (messages, before) = self
+            .dave_poll(guild_id, what, deadline, |dave| {
+                if !dave.is_idle() {
+                    return None;
+                }
+                let start = start.take().expect("started once");
+                let before = dave.completed;
+                Some(start(dave).map(|messages| (messages, before)))
+            })
+            .await;
+        self.script(guild_id, |done| Script::Send(messages, done))
+            .await;
+        self.dave_poll(guild_id, what, deadline, |dave| {
+            (dave.completed > before && dave.is_idle()).then_some(Ok(()))
+        })
+        .await;
+    }
+
+    /// Polls `f` on the guild's DAVE session until it returns something; panics with
+    /// the view on a recorded DAVE failure, an `Err`, or at `deadline`.
+    async fn dave_poll<T>(
+        &self,
+        guild_id: u64,
+        what: &str,
+        deadline: Instant,
+        mut f: impl FnMut(&mut Dave) -> Option<Result<T, String>>,
+    ) -> T {
+        loop {
+            let outcome = self.shared.find_guild(guild_id).and_then(|guild| {
+                let mut state = guild.lock();
+                let dave = state.session.as_mut()?.dave.as_mut()?;
+                match dave.failure.take() {
+                    Some(failure) => Some(Err(failure)),
+                    None => f(dave),
+                }
+            });
+            let failure = match outcome {
+                Some(Ok(value)) => return value,
+                Some(Err(failure)) => failure,
+                None if Instant::now() >= deadline => format!("not done within {DAVE_WAIT:?}"),
+                None => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+            };
+            panic!(
+                "fake Discord: guild {guild_id}: {what}: {failure}; view: {:#?}",
+                self.connection(guild_id)
+            );
+        }
+    }
+
     async fn script(&self, guild_id: u64, make: impl FnOnce(oneshot::Sender<()>) -> Script) {
         let gateway = self
             .shared
@@ -434,6 +607,8 @@ struct Shared {
     stray: Mutex<Vec<String>>,
     /// Numbers tokens and WebSocket connections.
     counter: AtomicU64,
+    /// The gateway's MLS external sender, for every DAVE session.
+    dave_sender: Arc<ExternalSenderKey>,
 }
 
 impl Shared {
@@ -474,6 +649,12 @@ impl Shared {
             }
         }
     }
+}
+
+/// The voice channel [`FakeDiscord::voice_state`] puts `guild_id`'s bot in; also the
+/// DAVE group id.
+fn channel_id(guild_id: u64) -> u64 {
+    guild_id.wrapping_add(1)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -526,8 +707,8 @@ struct Session {
     ssrc: u32,
     /// The seq of the last stamped server message.
     last_seq: i64,
-    /// Replayable messages (seq, text), oldest first.
-    replay: VecDeque<(i64, String)>,
+    /// Replayable messages (seq, message), oldest first.
+    replay: VecDeque<(i64, Message)>,
     /// Source address of the IP discovery request.
     udp_source: Option<SocketAddr>,
     cipher: Option<Cipher>,
@@ -535,6 +716,8 @@ struct Session {
     /// seq, timestamp and nonce of the last packet, for continuity.
     last_packet: Option<(u16, u32, u32)>,
     decoder: Option<OpusDecoder>,
+    /// The DAVE tier, when this session negotiated it.
+    dave: Option<Dave>,
 }
 
 impl Session {
@@ -550,21 +733,49 @@ impl Session {
             speaking: SpeakingCheck::default(),
             last_packet: None,
             decoder: None,
+            dave: None,
         }
     }
 
     /// Stamps the next seq on `{op, d}`; keeps it for Resume if `replayable`.
-    fn stamp(&mut self, op: u8, d: Value, replayable: bool) -> String {
+    fn stamp(&mut self, op: u8, d: Value, replayable: bool) -> Message {
         self.last_seq += 1;
         let text = json!({ "op": op, "d": d, "seq": self.last_seq }).to_string();
+        let message = Message::text(text);
         if replayable {
-            if self.replay.len() == REPLAY_LIMIT {
-                self.replay.pop_front();
-            }
-            self.replay.push_back((self.last_seq, text.clone()));
+            self.keep(message.clone());
         }
-        text
+        message
     }
+
+    /// Stamps and keeps a replayable JSON or binary message; a binary one carries the
+    /// seq as a big-endian `u16` prefix (§1.2).
+    fn stamp_outgoing(&mut self, outgoing: Outgoing) -> Message {
+        match outgoing {
+            Outgoing::Json(op, d) => self.stamp(op, d, true),
+            Outgoing::Binary(op, payload) => {
+                self.last_seq += 1;
+                let seq = (self.last_seq as u16).to_be_bytes();
+                let message = Message::binary([&seq[..], &[op], &payload].concat());
+                self.keep(message.clone());
+                message
+            }
+        }
+    }
+
+    fn keep(&mut self, message: Message) {
+        if self.replay.len() == REPLAY_LIMIT {
+            self.replay.pop_front();
+        }
+        self.replay.push_back((self.last_seq, message));
+    }
+}
+
+/// A server message before it is stamped with a seq.
+enum Outgoing {
+    Json(u8, Value),
+    /// A binary message: opcode and payload.
+    Binary(u8, Vec<u8>),
 }
 
 /// "Speaking with non-zero flags before RTP", allowing [`SPEAKING_GRACE`] for the
@@ -623,4 +834,6 @@ impl SpeakingCheck {
 enum Script {
     Close(u16, String, oneshot::Sender<()>),
     DropTcp(oneshot::Sender<()>),
+    /// Stamp and send these (replayable) messages.
+    Send(Vec<Outgoing>, oneshot::Sender<()>),
 }

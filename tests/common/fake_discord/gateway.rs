@@ -14,8 +14,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::dave::{Dave, Input};
 use super::udp::Cipher;
-use super::{lock, Guild, GuildState, Script, Session, Shared};
+use super::{channel_id, lock, Guild, GuildState, Outgoing, Script, Session, Shared};
 
 /// What the connection loop does after a message.
 enum Flow {
@@ -99,7 +100,7 @@ impl Gateway {
     ) {
         let interval = self.shared.options.heartbeat_interval_ms;
         let hello = json!({ "op": 8, "d": { "heartbeat_interval": interval } });
-        if self.send(hello.to_string()).await.is_err() {
+        if self.send(Message::text(hello.to_string())).await.is_err() {
             return;
         }
         loop {
@@ -111,6 +112,11 @@ impl Gateway {
                 Some(script) = scripts.recv() => match script {
                     Script::Close(code, reason, done) => (Flow::Close(code, reason), Some(done)),
                     Script::DropTcp(done) => (Flow::Drop, Some(done)),
+                    Script::Send(messages, done) => {
+                        let sent = self.send_outgoing(messages).await;
+                        let _ = done.send(());
+                        (if sent.is_ok() { Flow::Continue } else { Flow::Drop }, None)
+                    }
                 },
                 _ = shutdown.changed() => (Flow::Drop, None),
             };
@@ -157,22 +163,55 @@ impl Gateway {
         }
     }
 
-    async fn send(&mut self, text: String) -> Result<(), Gone> {
-        self.ws.send(Message::text(text)).await.map_err(|_| Gone)
+    async fn send(&mut self, message: Message) -> Result<(), Gone> {
+        self.ws.send(message).await.map_err(|_| Gone)
     }
 
     /// Stamps and sends `{op, d}` on the current session.
     async fn send_stamped(&mut self, op: u8, d: Value, replayable: bool) -> Result<(), Gone> {
-        let text = {
-            let guild = self
-                .guild
-                .as_ref()
-                .expect("stamped messages follow Identify");
+        let message = self.with_session(|session| session.stamp(op, d, replayable));
+        self.send(message).await
+    }
+
+    /// Stamps and sends replayable messages, one by one, on the current session.
+    async fn send_outgoing(&mut self, messages: Vec<Outgoing>) -> Result<(), Gone> {
+        for outgoing in messages {
+            let message = self.with_session(|session| session.stamp_outgoing(outgoing));
+            self.send(message).await?;
+        }
+        Ok(())
+    }
+
+    fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        let guild = self
+            .guild
+            .as_ref()
+            .expect("stamped messages follow Identify");
+        let mut state = guild.lock();
+        f(state.session.as_mut().expect("a session after Identify"))
+    }
+
+    /// Feeds a client DAVE op to the session's DAVE tier and sends its answers. Binary
+    /// ops on a session without DAVE are violations; JSON ops 23 and 31 are ignored
+    /// there.
+    async fn dave(&mut self, op: u8, input: Input<'_>) -> Result<Flow, Gone> {
+        let answers = {
+            let guild = self.guild.as_ref().expect("identified");
             let mut state = guild.lock();
-            let session = state.session.as_mut().expect("a session after Identify");
-            session.stamp(op, d, replayable)
+            let GuildState { view, session, .. } = &mut *state;
+            match session.as_mut().and_then(|s| s.dave.as_mut()) {
+                Some(dave) => dave.handle(view, input, Instant::now()),
+                None => {
+                    if matches!(input, Input::KeyPackage(_) | Input::CommitWelcome(_)) {
+                        view.errors
+                            .push(format!("binary DAVE op {op} on a session without DAVE"));
+                    }
+                    Vec::new()
+                }
+            }
         };
-        self.send(text).await
+        self.send_outgoing(answers).await?;
+        Ok(Flow::Continue)
     }
 
     /// Records a violation on the guild (or as stray before Identify) and closes.
@@ -196,16 +235,20 @@ impl Gateway {
                     None => Ok(self.violation(4002, "Failed to decode payload", text.to_string())),
                 }
             }
-            Message::Binary(bytes) => Ok(match (self.guild.is_some(), bytes.first()) {
-                (false, _) => self.violation(
+            Message::Binary(bytes) => match (self.guild.is_some(), bytes.split_first()) {
+                (false, _) => Ok(self.violation(
                     4003,
                     "Not authenticated",
                     "binary message before Identify".into(),
-                ),
-                // DAVE MLS key package and commit/welcome (§1.3): known, unused here.
-                (true, Some(26 | 28)) => Flow::Continue,
-                (true, op) => self.violation(4001, "Unknown opcode", format!("binary op {op:?}")),
-            }),
+                )),
+                (true, Some((26, payload))) => self.dave(26, Input::KeyPackage(payload)).await,
+                (true, Some((28, payload))) => self.dave(28, Input::CommitWelcome(payload)).await,
+                (true, op) => Ok(self.violation(
+                    4001,
+                    "Unknown opcode",
+                    format!("binary op {:?}", op.map(|o| o.0)),
+                )),
+            },
             Message::Close(frame) => {
                 let code = frame.map_or(1005, |f| u16::from(f.code));
                 if let Some(guild) = &self.guild {
@@ -239,8 +282,8 @@ impl Gateway {
             1 => self.select_protocol(d).await,
             3 => self.heartbeat(d).await,
             5 => Ok(self.speaking(d)),
-            // DAVE transition ready and invalid commit (§1.3): known, unused here.
-            23 | 31 => Ok(Flow::Continue),
+            23 => self.dave(23, Input::TransitionReady(&d)).await,
+            31 => self.dave(31, Input::InvalidCommitWelcome(&d)).await,
             _ => Ok(self.violation(4001, "Unknown opcode", format!("op {op}"))),
         }
     }
@@ -267,23 +310,23 @@ impl Gateway {
     /// connection and sends the answers.
     async fn attach(
         &mut self,
-        accept: impl FnOnce(&Self) -> Result<(Arc<Guild>, Vec<String>), Flow>,
+        accept: impl FnOnce(&Self) -> Result<(Arc<Guild>, Vec<Message>), Flow>,
     ) -> Result<Flow, Gone> {
-        let (guild, texts) = match accept(self) {
+        let (guild, messages) = match accept(self) {
             Ok(accepted) => accepted,
             Err(flow) => return Ok(flow),
         };
         guild.lock().gateway = Some((self.id, self.scripts_tx.clone()));
         self.guild = Some(guild);
-        for text in texts {
-            self.send(text).await?;
+        for message in messages {
+            self.send(message).await?;
         }
         Ok(Flow::Continue)
     }
 
-    /// Checks an Identify (§7.1 step 2) and starts a session: Ready and, if asked,
-    /// the ops a client must ignore.
-    fn accept_identify(&self, d: &Value) -> Result<(Arc<Guild>, Vec<String>), Flow> {
+    /// Checks an Identify (§7.1 step 2) and starts a session: Ready, the DAVE members
+    /// already in the channel (op 11) and, if asked, the ops a client must ignore.
+    fn accept_identify(&self, d: &Value) -> Result<(Arc<Guild>, Vec<Message>), Flow> {
         let Some(guild_id) = d["server_id"].as_str().and_then(|s| s.parse::<u64>().ok()) else {
             self.shared
                 .stray(format!("Identify without a numeric server_id: {d}"));
@@ -340,6 +383,16 @@ impl Gateway {
             "heartbeat_interval": 1,
         });
         let mut texts = vec![session.stamp(2, ready, true)];
+        if self.shared.options.dave && max_dave.unwrap_or(0) >= 1 {
+            let (dave, after_ready) = Dave::new(
+                self.shared.dave_sender.clone(),
+                user_id.expect("checked above"),
+                channel_id(guild_id),
+                &self.shared.options.dave_members_before,
+            );
+            texts.extend(after_ready.into_iter().map(|m| session.stamp_outgoing(m)));
+            session.dave = Some(dave);
+        }
         if self.shared.options.send_unknown_ops {
             let user = (guild_id ^ 0x5EED).to_string();
             for (op, d) in [
@@ -364,7 +417,7 @@ impl Gateway {
 
     /// Checks a Resume (§1.5) against the guild's session: Resumed, then every
     /// replayable message after `seq_ack`.
-    fn accept_resume(&self, d: &Value) -> Result<(Arc<Guild>, Vec<String>), Flow> {
+    fn accept_resume(&self, d: &Value) -> Result<(Arc<Guild>, Vec<Message>), Flow> {
         let invalid = || Flow::Close(4006, "Session no longer valid".into());
         let guild = d["server_id"]
             .as_str()
@@ -405,9 +458,9 @@ impl Gateway {
             return Err(invalid());
         }
         view.resumes += 1;
-        let mut texts = vec![json!({ "op": 9, "d": null }).to_string()];
+        let mut texts = vec![Message::text(json!({ "op": 9, "d": null }).to_string())];
         let missed = session.replay.iter().filter(|(seq, _)| *seq > seq_ack);
-        texts.extend(missed.map(|(_, text)| text.clone()));
+        texts.extend(missed.map(|(_, message)| message.clone()));
         drop(state);
         Ok((guild, texts))
     }
@@ -426,7 +479,7 @@ impl Gateway {
             ));
         }
         let key: [u8; 32] = rand::random();
-        let d4 = {
+        let (d4, external_sender) = {
             let guild = self.guild.as_ref().expect("identified");
             let mut state = guild.lock();
             let GuildState { view, session, .. } = &mut *state;
@@ -457,9 +510,18 @@ impl Gateway {
                 ));
             }
             view.mode = Some(mode.clone());
-            json!({ "mode": mode, "secret_key": key, "dave_protocol_version": 0 })
+            let external_sender = session.dave.as_ref().map(Dave::external_sender);
+            view.dave_protocol_version = u16::from(external_sender.is_some());
+            let d4 = json!({
+                "mode": mode,
+                "secret_key": key,
+                "dave_protocol_version": view.dave_protocol_version,
+            });
+            (d4, external_sender)
         };
         self.send_stamped(4, d4, true).await?;
+        self.send_outgoing(external_sender.into_iter().collect())
+            .await?;
         Ok(Flow::Continue)
     }
 

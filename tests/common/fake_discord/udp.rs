@@ -14,6 +14,7 @@ use chacha20poly1305::XChaCha20Poly1305;
 use quaver_engine::codec::FrameDecoder;
 use quaver_engine::opus::OpusDecoder;
 
+use super::dave::Frame;
 use super::{
     lock, Guild, GuildState, ReceivedPacket, Session, Shared, FRAME_SAMPLES, MAX_PCM, MODE_AES,
     MODE_XCHACHA, SILENCE,
@@ -280,8 +281,17 @@ fn rtp(state: &mut GuildState, data: &mut [u8], arrived: Instant, decode: bool, 
         payload = &payload[..payload.len().saturating_sub(pad)];
     }
     let silence = payload == SILENCE;
-    if !silence {
-        if let Some(error) = check_opus(session, payload, decode, pcm) {
+    let frame = match session.dave.as_mut() {
+        Some(dave) if !silence => dave.open_frame(payload, arrived, &at, errors),
+        _ => Frame::Plain,
+    };
+    let (opus, dave, opened) = match frame {
+        Frame::Plain => (payload.to_vec(), false, true),
+        Frame::Decrypted(opus) => (opus, true, true),
+        Frame::Unopened => (Vec::new(), true, false),
+    };
+    if !silence && opened {
+        if let Some(error) = check_opus(session, &opus, decode, pcm) {
             errors.push(format!("{at}: {error}"));
         }
     }
@@ -290,9 +300,10 @@ fn rtp(state: &mut GuildState, data: &mut [u8], arrived: Instant, decode: bool, 
         timestamp,
         nonce,
         ssrc,
-        opus: payload.to_vec(),
+        opus,
         arrived,
         silence,
+        dave,
     });
 }
 
