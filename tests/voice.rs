@@ -370,7 +370,7 @@ async fn stalled_heartbeat_acks_lead_to_a_resume_and_unknown_ops_are_ignored() {
 #[tokio::test]
 async fn the_real_binary_plays_to_the_fake_voice_server() {
     let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;
-    let node = TestNode::start_binary("").await;
+    let node = TestNode::start_binary(&[]).await;
     let (mut c, path, _) = connect_player(&node, &fake, GUILD).await;
     node.patch(&path, json!({"track": {"encoded": track_a()}}))
         .await;
@@ -381,5 +381,9 @@ async fn the_real_binary_plays_to_the_fake_voice_server() {
         })
         .await;
     assert!(view.errors.is_empty(), "{view:#?}");
-    assert_eq!(view.max_dave_protocol_version, Some(1), "DAVE is advertised");
+    assert_eq!(
+        view.max_dave_protocol_version,
+        Some(1),
+        "DAVE is advertised"
+    );
 }

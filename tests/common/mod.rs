@@ -186,10 +186,9 @@ impl TestNode {
 
     /// Starts the real `quaver` binary (the build cargo made for this test run) on a
     /// free loopback port, with the test media as its local root, `ws://` voice
-    /// endpoints allowed, one tick thread, and `extra_yaml` appended to its
-    /// `application.yml` (top-level sections other than `server`, `lavalink` and
-    /// `quaver`, e.g. `logging`). Its log goes to a file ([`Self::log`]).
-    pub async fn start_binary(quaver_yaml: &str) -> TestNode {
+    /// endpoints allowed and one tick thread; `env` adds environment overrides (e.g.
+    /// `QUAVER_VOICE_DAVE=false`). Its log goes to a file ([`Self::log`]).
+    pub async fn start_binary(env: &[(&str, &str)]) -> TestNode {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("quaver-test-{}-{n}", std::process::id()));
@@ -203,7 +202,7 @@ impl TestNode {
             "server:\n  port: {port}\n  address: 127.0.0.1\n\
              lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    playerUpdateInterval: 1\n    sources:\n      local: true\n\
              logging:\n  level:\n    root: INFO\n    lavalink: DEBUG\n\
-             quaver:\n  engine:\n    threads: 1\n    spinUs: 0\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n  sources:\n    localRoots: [\"{}\"]\n{quaver_yaml}",
+             quaver:\n  engine:\n    threads: 1\n    spinUs: 0\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n  sources:\n    localRoots: [\"{}\"]\n",
             media_dir().display()
         );
         let config_path = dir.join("application.yml");
@@ -214,6 +213,7 @@ impl TestNode {
             .arg(&config_path)
             .current_dir(&dir)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
