@@ -320,3 +320,24 @@ async fn unknown_sessions_are_404() {
         assert_error(&body, 404, "Session not found", p);
     }
 }
+
+/// `GET /quaver/engine` reports each tick thread's own accounting; authenticated.
+#[tokio::test]
+async fn engine_report_per_tick_thread() {
+    let node = TestNode::start().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, body) = node.get("/quaver/engine?reset=true").await;
+    assert_eq!(status, 200, "{body}");
+    let threads = body["threads"].as_array().expect("threads");
+    assert_eq!(threads.len(), 1, "the test engine has one tick thread");
+    assert!(threads[0]["ticks"].as_u64().unwrap() >= 5, "{body}");
+    assert_eq!(threads[0]["framesNulled"], 0);
+    assert!(threads[0]["latenessP99Us"].is_number());
+    let res = node
+        .http
+        .get(node.url("/quaver/engine"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}

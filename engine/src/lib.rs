@@ -38,4 +38,5 @@ pub mod volume;
 pub mod worker;
 
 pub use pool::{Engine, EngineConfig, EngineFull, Placement};
+pub use runner::RunnerStats;
 pub use worker::Worker;

@@ -244,6 +244,10 @@ async fn router(media: Weak<Media>, mut events_rx: mpsc::UnboundedReceiver<Media
 }
 
 impl AudioFactory for Arc<Media> {
+    fn engine_stats(&self) -> Vec<Arc<quaver_engine::RunnerStats>> {
+        self.engine().stats()
+    }
+
     fn create(
         &self,
         session: &Arc<Session>,

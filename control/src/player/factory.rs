@@ -15,6 +15,11 @@ pub trait AudioFactory: Send + Sync + std::fmt::Debug {
         session: &Arc<Session>,
         guild: GuildId,
     ) -> Result<Box<dyn PlayerAudio>, ApiError>;
+
+    /// The audio engine's tick threads, for `GET /quaver/engine` (none without one).
+    fn engine_stats(&self) -> Vec<Arc<quaver_engine::RunnerStats>> {
+        Vec::new()
+    }
 }
 
 /// Players that never play audio (for tests of the protocol layer).

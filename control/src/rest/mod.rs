@@ -2,6 +2,7 @@
 //! translation of every error into Lavalink's JSON error body.
 
 pub mod body;
+mod engine;
 pub mod error;
 mod info;
 mod players;
@@ -46,6 +47,7 @@ pub fn router(node: Arc<Node>) -> Router {
             post(routeplanner::free_address),
         )
         .route("/v4/routeplanner/free/all", post(routeplanner::free_all))
+        .route("/quaver/engine", get(engine::engine))
         // Lavalink keeps these two v3 paths answering 200 with an empty body.
         .route("/", get(StatusCode::OK))
         .route("/v3/websocket", get(StatusCode::OK))
