@@ -1,19 +1,28 @@
 //! Density and latency: how many players one pinned engine core carries, and how
-//! steadily. Each step starts a Quaver node (in this process, the same code as the
-//! binary), the project's fake Discord voice server, and N bots (one WebSocket session
-//! and one player each, created by PATCH with a track and a voice state pointing at
-//! the fake), lets them play, and measures.
+//! steadily. Each step starts the real `quaver` binary (the release build cargo made
+//! for this benchmark) with a generated `application.yml`, the project's fake Discord
+//! voice server, and N bots (one WebSocket session and one player each, created by
+//! PATCH with a track and a voice state pointing at the fake), lets them play, and
+//! measures.
 //!
 //! Usage (`cargo bench --bench density -- …`):
 //! - `--scenario passthrough|transcode` (default: both), `--players N` (one step;
 //!   default: step N upward until a limit is crossed), `--seconds S` (default 10),
 //!   `--json` (one JSON object per line), `--quick` (small N, 2 s: what CI runs),
-//!   `--rt P` (SCHED_FIFO priority P for the tick thread).
+//!   `--rt P` (SCHED_FIFO priority P for the tick thread), `--no-dave` (transport
+//!   encryption only; by default every call is DAVE-encrypted: the fake runs one
+//!   `davey` member per channel that welcomes the bot).
 //! - Without `--players`, writes `target/density/density.csv` and `density.svg`.
 //!
-//! Pinning: the engine's tick thread on CPU 0, everything else (control plane, bots,
-//! decoders, the fake's receiver) on CPU 1 when the machine has two or more.
-//! DAVE is not implemented yet, so it is off.
+//! Pinning: the engine's tick thread on CPU 0 (`quaver.engine.cpus`), the rest of the
+//! node (started under `taskset`), the bots, and the fake's busy-polling receiver on
+//! CPU 1, when the machine has two or more.
+//!
+//! Figures per step: the engine's own accounting (`GET /quaver/engine`: busy time per
+//! tick, lateness histogram, nulled frames), the tick thread's and the whole node's
+//! CPU time from `/proc/<pid>`, the node's RSS growth per player, what the receiver
+//! saw (losses from missing packets in the window, inter-arrival deviation, kernel
+//! drops), and the PATCH latency.
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
@@ -32,11 +41,7 @@ use std::time::{Duration, Instant};
 use common::fake_discord::{FakeDiscord, FakeDiscordOptions};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use quaver::server::{discord_voice, AudioSetup, Running};
-use quaver_control::media::MediaSettings;
-use quaver_control::ControlConfig;
 use quaver_engine::decode::pcm::ResampleQuality;
-use quaver_engine::EngineConfig;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -73,6 +78,7 @@ struct Args {
     json: bool,
     quick: bool,
     realtime: Option<u8>,
+    dave: bool,
 }
 
 fn args() -> Args {
@@ -98,6 +104,7 @@ fn args() -> Args {
         json: all.iter().any(|a| a == "--json"),
         quick,
         realtime: value("--rt").and_then(|v| v.parse().ok()),
+        dave: !all.iter().any(|a| a == "--no-dave"),
     }
 }
 
@@ -106,8 +113,10 @@ fn args() -> Args {
 struct Step {
     scenario: Scenario,
     players: usize,
+    dave: bool,
     cost_us: f64,
     cpu_us: f64,
+    process_cpu_us: f64,
     floor_us: f64,
     lateness: [f64; 4],
     arrival_dev_p99_us: f64,
@@ -125,8 +134,10 @@ impl Step {
         json!({
             "scenario": self.scenario.name(),
             "players": self.players,
+            "dave": self.dave,
             "cost_us_per_player_tick": round(self.cost_us),
             "cpu_us_per_player_tick": round(self.cpu_us),
+            "process_cpu_us_per_player_tick": round(self.process_cpu_us),
             "floor_us_per_player_tick": round(self.floor_us),
             "lateness_p50_us": round(self.lateness[0]),
             "lateness_p99_us": round(self.lateness[1]),
@@ -158,8 +169,9 @@ fn media_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/media"))
 }
 
-fn rss_kb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// Resident memory of process `pid`, KiB.
+fn rss_kb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -167,24 +179,32 @@ fn rss_kb() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// CPU time (µs) of this process's threads named `name`.
-fn thread_cpu_us(name: &str) -> f64 {
+/// utime + stime (µs) from a `/proc/.../stat` line.
+fn stat_cpu_us(stat: &str) -> f64 {
     let ticks_per_s = 100.0;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (utime + stime) / ticks_per_s * 1e6
+}
+
+/// CPU time (µs) of process `pid`'s threads named `name`.
+fn thread_cpu_us(pid: u32, name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0.0;
     };
     tasks
         .filter_map(|t| t.ok())
         .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
         .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-        .map(|stat| {
-            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            (utime + stime) / ticks_per_s * 1e6
-        })
+        .map(|stat| stat_cpu_us(&stat))
         .sum()
+}
+
+/// CPU time (µs) of the whole process `pid`.
+fn process_cpu_us(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(0.0, |s| stat_cpu_us(&s))
 }
 
 /// The soft open-file limit, raised to the hard limit first.
@@ -201,6 +221,7 @@ fn main() {
     let args = args();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let engine_cpu = (cores.len() >= 2).then(|| cores[0].id);
+    let harness_cpu = (cores.len() >= 2).then(|| cores[1].id);
     if cores.len() >= 2 {
         core_affinity::set_for_current(cores[1]);
     }
@@ -232,12 +253,12 @@ fn main() {
             (None, true) => vec![10, 40],
             (None, false) => STEPS.to_vec(),
         };
-        // Each player holds about five sockets in this one process (bot, node, voice
-        // gateway both ends, UDP): stay under the open-file limit.
+        // Each player holds three sockets in the node (client WebSocket, voice
+        // gateway, UDP) and two here: stay under the open-file limit.
         let fd_limit = open_file_limit();
         for n in steps {
-            if n * 5 + 500 > fd_limit {
-                println!("# skipping {n} players: needs ~{} open files, the limit is {fd_limit} (raise `ulimit -n`)", n * 5 + 500);
+            if n * 3 + 500 > fd_limit {
+                println!("# skipping {n} players: needs ~{} open files, the limit is {fd_limit} (raise `ulimit -n`)", n * 3 + 500);
                 break;
             }
             let step = runtime.block_on(run_step(
@@ -245,7 +266,9 @@ fn main() {
                 n,
                 args.seconds,
                 engine_cpu,
+                harness_cpu,
                 args.realtime,
+                args.dave,
             ));
             if args.json {
                 println!("{}", step.json());
@@ -277,54 +300,167 @@ fn main() {
     }
 }
 
+/// The `quaver` binary running as a child process.
+struct NodeProcess {
+    child: std::process::Child,
+    pid: u32,
+    addr: std::net::SocketAddr,
+    base: String,
+    dir: PathBuf,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts the release binary for `n` players: one tick thread pinned to `engine_cpu`
+/// (SCHED_FIFO `realtime` if given), everything else on `harness_cpu`.
+async fn start_node(
+    http: &reqwest::Client,
+    n: usize,
+    engine_cpu: Option<usize>,
+    harness_cpu: Option<usize>,
+    realtime: Option<u8>,
+    dave: bool,
+) -> NodeProcess {
+    let dir = std::env::temp_dir().join(format!("quaver-density-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cpus = engine_cpu.map_or(String::new(), |c| format!("\n    cpus: [{c}]"));
+    let rt = realtime.map_or(String::new(), |p| format!("\n    realtimePriority: {p}"));
+    let config = format!(
+        "server:\n  port: {port}\n  address: 127.0.0.1\n\
+         lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    opusEncodingQuality: 10\n    resamplingQuality: HIGH\n    bufferDurationMs: 5000\n    sources:\n      local: true\n\
+         logging:\n  level:\n    root: WARN\n\
+         quaver:\n  engine:\n    threads: 1\n    spinUs: 1000\n    maxPlayers: {}{cpus}{rt}\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n    dave: {dave}\n  sources:\n    localRoots: [\"{}\"]\n",
+        n + 16,
+        media_dir().canonicalize().unwrap().display()
+    );
+    let config_path = dir.join("application.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let log = std::fs::File::create(dir.join("quaver.log")).unwrap();
+    let binary = env!("CARGO_BIN_EXE_quaver");
+    let taskset = std::path::Path::new("/usr/bin/taskset");
+    let mut command = match harness_cpu {
+        Some(cpu) if taskset.exists() => {
+            let mut c = std::process::Command::new(taskset);
+            c.args(["-c", &cpu.to_string(), binary]);
+            c
+        }
+        _ => std::process::Command::new(binary),
+    };
+    let child = command
+        .arg("--config")
+        .arg(&config_path)
+        .current_dir(&dir)
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("the quaver binary starts");
+    let pid = child.id();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let node = NodeProcess {
+        child,
+        pid,
+        addr,
+        base: format!("http://{addr}"),
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let up = http
+            .get(format!("{}/version", node.base))
+            .header("Authorization", PASSWORD)
+            .send()
+            .await;
+        if up.is_ok_and(|r| r.status().is_success()) {
+            return node;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "quaver did not start; its log:\n{}",
+            std::fs::read_to_string(node.dir.join("quaver.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The tick thread's figures from `GET /quaver/engine`.
+async fn engine_report(http: &reqwest::Client, base: &str, reset: bool) -> Value {
+    let report: Value = http
+        .get(format!("{base}/quaver/engine"))
+        .query(&[("reset", reset)])
+        .header("Authorization", PASSWORD)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    report["threads"][0].clone()
+}
+
+/// A one-line progress bar on stderr.
+fn progress(label: &str, done: usize, total: usize) {
+    let width = 30;
+    let filled = (done * width).checked_div(total).unwrap_or(width);
+    eprint!(
+        "\r{label:<28} [{}{}] {done}/{total}   ",
+        "#".repeat(filled),
+        " ".repeat(width - filled)
+    );
+    if done >= total {
+        eprintln!();
+    }
+}
+
+/// The fake member that welcomes the bot into each channel's DAVE group.
+const DAVE_MEMBER: u64 = 900_000_000_000_000_001;
+
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     scenario: Scenario,
     n: usize,
     seconds: u64,
     engine_cpu: Option<usize>,
+    harness_cpu: Option<usize>,
     realtime: Option<u8>,
+    dave: bool,
 ) -> Step {
     let fake = FakeDiscord::start(FakeDiscordOptions {
         decode_payloads: false,
+        dave,
+        dave_members_before: if dave { vec![DAVE_MEMBER] } else { vec![] },
         ..Default::default()
     })
     .await;
-    let rss0 = rss_kb();
-    let audio = AudioSetup {
-        engine: EngineConfig {
-            threads: 1,
-            cpus: engine_cpu.into_iter().collect(),
-            realtime_priority: realtime,
-            max_players: n + 16,
-            spin: Duration::from_micros(1_000),
-        },
-        decode_threads: 1,
-        media: MediaSettings {
-            opus_quality: 10,
-            buffer_ms: 5_000,
-            stuck_threshold_ms: 10_000,
-            resample: ResampleQuality::High,
-        },
-        voice: Arc::new(discord_voice(true, true)),
-        local: Some(vec![media_dir()]),
-        http: None,
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = Running::serve(ControlConfig::default(), audio, listener)
-        .await
-        .unwrap();
-    let base = format!("http://{}", running.local_addr());
     let http = reqwest::Client::new();
+    let node = start_node(&http, n, engine_cpu, harness_cpu, realtime, dave).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss0 = rss_kb(node.pid);
+    let base = node.base.clone();
     let track = load_track(&http, &base, scenario).await;
 
     // N bots, created 64 at a time: a session and a player each.
+    let label = format!("{} {n}: players", scenario.name());
     let mut patch_ms = Histogram::<u64>::new(3).unwrap();
-    let addr = running.local_addr();
+    let addr = node.addr;
+    let created = std::sync::atomic::AtomicUsize::new(0);
     let bots = futures_util::stream::iter(0..n)
         .map(|i| {
             let guild = 1_000_000 + i as u64;
             let body = json!({"voice": fake.voice_state(guild, USER_ID), "encodedTrack": track});
-            let (http, base) = (http.clone(), base.clone());
+            let (http, base, created, label) = (http.clone(), base.clone(), &created, &label);
             async move {
                 let (ws, session) = open_session(addr).await;
                 let start = Instant::now();
@@ -336,7 +472,12 @@ async fn run_step(
                     .await
                     .unwrap();
                 assert!(res.status().is_success(), "PATCH failed: {}", res.status());
-                (ws, start.elapsed())
+                let took = start.elapsed();
+                let done = created.fetch_add(1, Ordering::Relaxed) + 1;
+                if done % 50 == 0 || done == n {
+                    progress(label, done, n);
+                }
+                (ws, took)
             }
         })
         .buffer_unordered(64)
@@ -347,53 +488,63 @@ async fn run_step(
         sockets.push(ws);
         let _ = patch_ms.record(took.as_micros() as u64);
     }
-    // Until every player's audio arrives at the fake.
-    let ready_by = Instant::now() + Duration::from_secs(30 + n as u64 / 50);
+    // Until every player's audio arrives at the fake (DAVE-encrypted, with DAVE).
+    let label = format!("{} {n}: audio flowing", scenario.name());
+    let ready_by = Instant::now() + Duration::from_secs(30 + n as u64 / 20);
     for i in 0..n {
         let guild = 1_000_000 + i as u64;
         let left = ready_by
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
-        fake.wait_for(guild, left, |v| v.packets.len() > 5).await;
+        fake.wait_for(guild, left, |v| {
+            v.packets.iter().filter(|p| p.dave == dave).count() > 5
+        })
+        .await;
+        if (i + 1) % 100 == 0 || i + 1 == n {
+            progress(&label, i + 1, n);
+        }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let stats = running.media().engine().stats()[0].clone();
-    stats.reset.store(true, Ordering::Relaxed);
+    engine_report(&http, &base, true).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = engine_report(&http, &base, false).await;
     let t0 = Instant::now();
-    let (ticks0, busy0, nulled0) = (
-        stats.ticks.load(Ordering::Relaxed),
-        stats.busy_total.load(Ordering::Relaxed),
-        stats.frames_nulled.load(Ordering::Relaxed),
-    );
-    let cpu0 = thread_cpu_us("quaver-tick-0");
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let (ticks1, busy1, nulled1) = (
-        stats.ticks.load(Ordering::Relaxed),
-        stats.busy_total.load(Ordering::Relaxed),
-        stats.frames_nulled.load(Ordering::Relaxed),
-    );
-    let cpu1 = thread_cpu_us("quaver-tick-0");
+    let cpu0 = thread_cpu_us(node.pid, "quaver-tick-0");
+    let process0 = process_cpu_us(node.pid);
+    let label = format!("{} {n}: measuring", scenario.name());
+    for s in 0..seconds {
+        progress(&label, s as usize, seconds as usize);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    progress(&label, seconds as usize, seconds as usize);
+    let after = engine_report(&http, &base, false).await;
+    let cpu1 = thread_cpu_us(node.pid, "quaver-tick-0");
+    let process1 = process_cpu_us(node.pid);
     let t1 = Instant::now();
-    let ticks = (ticks1 - ticks0).max(1) as f64;
-    let us = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed) as f64 / 1000.0;
+    let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let ticks = (num(&after, "ticks") - num(&before, "ticks")).max(1.0);
     let lateness = [
-        us(&stats.lateness_p50),
-        us(&stats.lateness_p99),
-        us(&stats.lateness_p999),
-        us(&stats.lateness_max),
+        num(&after, "latenessP50Us"),
+        num(&after, "latenessP99Us"),
+        num(&after, "latenessP999Us"),
+        num(&after, "latenessMaxUs"),
     ];
+    let nulled = (num(&after, "framesNulled") - num(&before, "framesNulled")) as u64;
 
-    // What the receiver saw in the window: losses from sequence gaps, pacing.
-    // Packets short of one per 20 ms per player (a player that received nothing
-    // counts fully, with one packet of slack at each edge), and pacing.
+    // What the receiver saw in the window: packets short of one per 20 ms per player
+    // (a player that received nothing counts fully, with one packet of slack at each
+    // edge), and pacing.
     let expected = ((t1 - t0).as_millis() / 20) as u64;
     let mut lost = 0u64;
     let mut received = 0u64;
     let mut dev = Histogram::<u64>::new(3).unwrap();
+    let mut errors = Vec::new();
     for i in 0..n {
         let view = fake.connection(1_000_000 + i as u64);
+        if let Some(v) = &view {
+            errors.extend(v.errors.iter().take(3).cloned());
+        }
         let window: Vec<_> = view
             .iter()
             .flat_map(|v| v.packets.iter())
@@ -406,25 +557,34 @@ async fn run_step(
             let _ = dev.record((gap - 20_000).unsigned_abs());
         }
     }
-    let rss = (rss_kb() - rss0) / n as f64;
-    let sent = stats.packets_sent.load(Ordering::Relaxed);
+    if !errors.is_empty() {
+        eprintln!(
+            "# the fake saw protocol errors, e.g. {:?}",
+            &errors[..errors.len().min(3)]
+        );
+    }
+    let rss = (rss_kb(node.pid) - rss0) / n as f64;
+    let sent = num(&after, "packetsSent") as u64;
     let kernel_drops = fake.kernel_drops().unwrap_or(0);
-    running.shutdown().await.unwrap();
+    drop(node);
     for s in sockets {
         s.abort();
     }
     drop(fake);
     // Measured with the node stopped, so nothing else runs on the engine's core.
-    let floor_us = floor(scenario);
+    let floor_us = floor(scenario, dave);
+    let player_ticks = ticks * n as f64;
     Step {
         scenario,
         players: n,
-        cost_us: (busy1 - busy0) as f64 / 1000.0 / ticks / n as f64,
-        cpu_us: (cpu1 - cpu0) / ticks / n as f64,
+        dave,
+        cost_us: (num(&after, "busyTotalNs") - num(&before, "busyTotalNs")) / 1000.0 / player_ticks,
+        cpu_us: (cpu1 - cpu0) / player_ticks,
+        process_cpu_us: (process1 - process0) / player_ticks,
         floor_us,
         lateness,
         arrival_dev_p99_us: dev.value_at_quantile(0.99) as f64,
-        nulled: nulled1 - nulled0,
+        nulled,
         lost,
         rss_kb_per_player: rss,
         patch_p99_ms: patch_ms.value_at_quantile(0.99) as f64 / 1000.0,
@@ -475,11 +635,14 @@ async fn open_session(addr: std::net::SocketAddr) -> (tokio::task::JoinHandle<()
     (task, id)
 }
 
-/// What each packet must cost at least, measured now on the engine's core: sealing
-/// (AES-256-GCM) and a connected UDP send to a draining receiver; for transcode also
-/// decoding, resampling and encoding a 20 ms frame of the same MP3 (complexity 10).
-fn floor(scenario: Scenario) -> f64 {
-    use quaver_engine::transport::{EncryptionMode, RtpState, TransportCipher};
+/// What each packet must cost at least, measured now on the engine's core: DAVE frame
+/// encryption (with `dave`), sealing (AES-256-GCM) and a connected UDP send to a
+/// draining receiver; for transcode also decoding, resampling and encoding a 20 ms
+/// frame of the same MP3 (complexity 10).
+fn floor(scenario: Scenario, dave: bool) -> f64 {
+    use quaver_engine::transport::{
+        DaveEncryptor, EncryptionMode, RtpState, SenderKey, TransportCipher,
+    };
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let engine_core = cores.first().copied();
     let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -503,14 +666,21 @@ fn floor(scenario: Scenario) -> f64 {
         socket.connect(addr).unwrap();
         let cipher = TransportCipher::new(EncryptionMode::Aes256GcmRtpsize, [7; 32]);
         let mut rtp = RtpState::new(1);
-        let mut packet = [0u8; 12 + 1275 + 20];
+        let mut packet = [0u8; 12 + 1275 + 36];
         let payload = 80; // long.opus at 32 kbps
+        let mut e2ee = DaveEncryptor::new(SenderKey([9; 16]));
         let n = 20_000;
         let start = Instant::now();
         for _ in 0..n {
             packet[..12].copy_from_slice(&rtp.header());
+            packet[12..12 + payload].fill(0x5A);
+            let framed = if dave {
+                e2ee.encrypt_in_place(&mut packet[12..], payload).unwrap()
+            } else {
+                payload
+            };
             let len = cipher
-                .seal_in_place(&mut packet, payload, rtp.nonce)
+                .seal_in_place(&mut packet, framed, rtp.nonce)
                 .unwrap();
             let _ = socket.send(&packet[..len]);
             rtp.advance();

@@ -109,10 +109,12 @@ pub struct FakeDiscordOptions {
     /// After Ready, also send ops 12, 18, 20, 11 and 13, which a client must ignore
     /// (default false).
     pub send_unknown_ops: bool,
-    /// Check every audio payload by decoding it with libopus (default true). With
-    /// false, only its TOC is checked (RFC 6716 §3.1: valid framing, 960 samples):
-    /// for benchmarks with thousands of connections, where a decode per packet would
-    /// outrun the one receive thread.
+    /// Check every audio payload fully (default true): decode it with libopus, have
+    /// the fake DAVE members decrypt DAVE frames, and keep the payloads. With false
+    /// (light checking, for benchmarks with thousands of connections, where that
+    /// would outrun the one receive thread), only the Opus TOC of plain frames is
+    /// checked (RFC 6716 §3.1: valid framing, 960 samples), DAVE frames only for
+    /// their trailer, and [`ReceivedPacket::opus`] stays empty.
     pub decode_payloads: bool,
     /// Offer DAVE (version 1) to clients whose Identify has `max_dave_protocol_version`
     /// ≥ 1 (default false: op 4 always says 0). Clients that do not offer it still get

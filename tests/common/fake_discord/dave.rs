@@ -384,6 +384,7 @@ impl Dave {
         arrived: Instant,
         at: &str,
         errors: &mut Vec<String>,
+        decrypt: bool,
     ) -> Frame {
         let dave = is_dave_frame(payload);
         if let Some((version, executed, with_members)) = self.executed {
@@ -404,7 +405,7 @@ impl Dave {
         if !dave {
             return Frame::Plain;
         }
-        if self.members.is_empty() {
+        if self.members.is_empty() || !decrypt {
             return Frame::Unopened;
         }
         let mut opus = None;
