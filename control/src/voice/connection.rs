@@ -131,6 +131,16 @@ pub fn gateway_url(endpoint: &str, allow_insecure: bool) -> Result<String, Strin
     Ok(format!("wss://{endpoint}/?v=8"))
 }
 
+/// The voice gateway's socket buffers. Its messages are small JSON ops and DAVE MLS
+/// messages of a few KiB, and a node holds one such socket per player, so tungstenite's
+/// 128 KiB read and write buffers (a quarter MiB per player) would dominate the node's
+/// memory; larger messages still arrive whole (they are assembled separately).
+fn gateway_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+}
+
 /// Why a socket ended.
 struct Ended {
     code: u16,
@@ -183,7 +193,7 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
     loop {
         let ended = match tokio::time::timeout(
             Duration::from_secs(10),
-            tokio_tungstenite::connect_async(&url),
+            tokio_tungstenite::connect_async_with_config(&url, Some(gateway_socket_config()), true),
         )
         .await
         {
