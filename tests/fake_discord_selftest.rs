@@ -374,8 +374,13 @@ async fn stream_round_trip(mode: &str, guild: u64, decode_payloads: bool) {
     let silence: Vec<bool> = view.packets.iter().map(|p| p.silence).collect();
     assert_eq!(silence[..20], [false; 20]);
     assert_eq!(silence[20..], [true; 5]);
-    assert_eq!(view.packets[24].opus, SILENCE);
     assert_eq!(view.audio_packets().count(), 20);
+    if !decode_payloads {
+        // Light checking keeps no payloads.
+        assert!(view.packets.iter().all(|p| p.opus.is_empty()));
+        return;
+    }
+    assert_eq!(view.packets[24].opus, SILENCE);
 
     let left = view.decode_left();
     assert_eq!(left.len(), 20 * FRAME_SAMPLES as usize);

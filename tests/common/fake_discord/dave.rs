@@ -382,7 +382,7 @@ impl Dave {
         &mut self,
         payload: &[u8],
         arrived: Instant,
-        at: &str,
+        at: &dyn std::fmt::Display,
         errors: &mut Vec<String>,
         decrypt: bool,
     ) -> Frame {

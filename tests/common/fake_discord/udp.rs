@@ -40,11 +40,33 @@ const SPIN_AFTER_TRAFFIC: Duration = Duration::from_secs(2);
 /// machine kind): room for bursts while the receive thread is descheduled.
 const RECEIVE_BUFFER: usize = 4 << 20;
 
+/// Receive buffer asked for past `rmem_max` where the process may (root, or
+/// `CAP_NET_ADMIN`): with thousands of connections, 4 MiB is about 30 ms of traffic,
+/// less than a scheduling hiccup of the receive thread on a shared core.
+const FORCED_RECEIVE_BUFFER: usize = 64 << 20;
+
+/// `SO_RCVBUFFORCE`; silently nothing where not permitted.
+fn force_receive_buffer(socket: &socket2::Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket fd and a pointer to a c_int of the size passed.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// The one non-blocking UDP socket on `127.0.0.1:0`, with a large receive buffer.
 pub(super) fn udp_socket() -> UdpSocket {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
     let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+    force_receive_buffer(&socket, FORCED_RECEIVE_BUFFER);
     socket.set_nonblocking(true).unwrap();
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
     socket.bind(&any_port.into()).unwrap();
@@ -89,6 +111,82 @@ impl Cipher {
     }
 }
 
+/// Datagrams read per `recvmmsg` call.
+const BATCH: usize = 64;
+
+/// Buffers for one `recvmmsg` call: with thousands of connections one syscall per
+/// datagram would cost the receive thread more than it can spare.
+struct Batch {
+    buffers: Box<[[u8; 2048]; BATCH]>,
+    addresses: Box<[libc::sockaddr_storage; BATCH]>,
+    iovecs: Box<[libc::iovec; BATCH]>,
+    headers: Box<[libc::mmsghdr; BATCH]>,
+}
+
+// SAFETY: the raw pointers in `iovecs` and `headers` point into the batch's own boxes.
+unsafe impl Send for Batch {}
+
+impl Batch {
+    fn new() -> Self {
+        fn zeroed<T>() -> T {
+            // SAFETY: used only for plain C structs, for which all-zero is valid.
+            unsafe { std::mem::zeroed() }
+        }
+        let mut batch = Batch {
+            buffers: Box::new([[0; 2048]; BATCH]),
+            addresses: Box::new(zeroed()),
+            iovecs: Box::new(zeroed()),
+            headers: Box::new(zeroed()),
+        };
+        for i in 0..BATCH {
+            batch.iovecs[i] = libc::iovec {
+                iov_base: batch.buffers[i].as_mut_ptr().cast(),
+                iov_len: 2048,
+            };
+        }
+        batch
+    }
+
+    /// Reads up to [`BATCH`] datagrams without blocking; how many.
+    fn receive(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        for i in 0..BATCH {
+            let header = &mut self.headers[i].msg_hdr;
+            header.msg_name = (&mut self.addresses[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            header.msg_iov = &mut self.iovecs[i];
+            header.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at a live buffer and address slot of this batch.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Datagram `i` of the last [`Self::receive`] and its source (IPv4: the fake binds
+    /// 127.0.0.1).
+    fn datagram(&mut self, i: usize) -> (&mut [u8], SocketAddr) {
+        let len = self.headers[i].msg_len as usize;
+        // SAFETY: the kernel wrote a sockaddr_in for this IPv4 socket.
+        let address = unsafe {
+            *(&self.addresses[i] as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+        };
+        let ip = std::net::Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr));
+        let source = SocketAddr::from((ip, u16::from_be(address.sin_port)));
+        (&mut self.buffers[i][..len], source)
+    }
+}
+
 /// The receive thread's state: the socket and the addresses learned at discovery.
 pub(super) struct Receiver {
     shared: Arc<Shared>,
@@ -108,14 +206,17 @@ impl Receiver {
     }
 
     pub(super) fn run(&mut self, stop: &AtomicBool) {
-        let mut buf = [0u8; 2048];
+        let mut batch = Batch::new();
         let mut last_traffic = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            match self.socket.recv_from(&mut buf) {
-                Ok((len, source)) => {
+            match batch.receive(&self.socket) {
+                Ok(count) => {
                     let arrived = Instant::now();
                     last_traffic = arrived;
-                    self.datagram(&mut buf[..len], source, arrived);
+                    for i in 0..count {
+                        let (data, source) = batch.datagram(i);
+                        self.datagram(data, source, arrived);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     if last_traffic.elapsed() < SPIN_AFTER_TRAFFIC {
@@ -191,6 +292,16 @@ impl Receiver {
     }
 }
 
+/// Names a packet in error messages; formatted only when an error is recorded, so the
+/// receive path does not allocate per packet.
+struct At(u16);
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RTP seq {}", self.0)
+    }
+}
+
 /// Opens and checks one RTP packet (§3, §7.2) and records it.
 fn rtp(state: &mut GuildState, data: &mut [u8], arrived: Instant, decode: bool, pcm: &mut [i16]) {
     let GuildState { view, session, .. } = state;
@@ -214,7 +325,7 @@ fn rtp(state: &mut GuildState, data: &mut [u8], arrived: Instant, decode: bool, 
     let ssrc = u32::from_be_bytes(data[8..12].try_into().unwrap());
     let trailer: [u8; TRAILER] = data[data.len() - TRAILER..].try_into().unwrap();
     let nonce = u32::from_be_bytes(trailer);
-    let at = format!("RTP seq {seq}");
+    let at = At(seq);
     if version != 2 {
         errors.push(format!("{at}: version {version}, expected 2"));
     }
