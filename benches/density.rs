@@ -11,7 +11,8 @@
 //!   `--json` (one JSON object per line), `--quick` (small N, 2 s: what CI runs),
 //!   `--rt P` (SCHED_FIFO priority P for the tick thread), `--no-dave` (transport
 //!   encryption only; by default every call is DAVE-encrypted: the fake runs one
-//!   `davey` member per channel that welcomes the bot).
+//!   `davey` member per channel that welcomes the bot), `--spin-us U` (the tick
+//!   thread's busy-wait before each deadline, `quaver.engine.spinUs`, default 1000).
 //! - Without `--players`, writes `target/density/density.csv` and `density.svg`.
 //!
 //! Pinning: the engine's tick thread on CPU 0 (`quaver.engine.cpus`), the rest of the
@@ -48,7 +49,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 const USER_ID: u64 = 170_939_974_227_591_168;
 const PASSWORD: &str = "youshallnotpass";
-const STEPS: [usize; 7] = [100, 500, 1_000, 2_000, 3_000, 5_000, 10_000];
+/// Passthrough steps; transcoding costs ~20x more per player, so it steps lower.
+const STEPS: [usize; 8] = [100, 500, 1_000, 2_000, 2_500, 3_000, 5_000, 10_000];
+const TRANSCODE_STEPS: [usize; 6] = [25, 50, 100, 150, 200, 300];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Scenario {
@@ -79,6 +82,7 @@ struct Args {
     quick: bool,
     realtime: Option<u8>,
     dave: bool,
+    spin_us: u64,
 }
 
 fn args() -> Args {
@@ -105,6 +109,9 @@ fn args() -> Args {
         quick,
         realtime: value("--rt").and_then(|v| v.parse().ok()),
         dave: !all.iter().any(|a| a == "--no-dave"),
+        spin_us: value("--spin-us")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000),
     }
 }
 
@@ -127,6 +134,9 @@ struct Step {
     received: u64,
     engine_sent: u64,
     kernel_drops: u64,
+    /// Per second of the window, on the engine's CPU.
+    engine_cpu_softirq_ms_per_s: f64,
+    engine_cpu_steal_ms_per_s: f64,
 }
 
 impl Step {
@@ -151,6 +161,8 @@ impl Step {
             "received_packets": self.received,
             "engine_packets_sent_total": self.engine_sent,
             "receiver_kernel_drops": self.kernel_drops,
+            "engine_cpu_softirq_ms_per_s": round(self.engine_cpu_softirq_ms_per_s),
+            "engine_cpu_steal_ms_per_s": round(self.engine_cpu_steal_ms_per_s),
         })
         .to_string()
     }
@@ -202,6 +214,27 @@ fn thread_cpu_us(pid: u32, name: &str) -> f64 {
         .sum()
 }
 
+/// Time (ms) CPU `cpu` spent in softirq and stolen by the hypervisor, from
+/// `/proc/stat`: what besides the tick thread took the engine's core.
+fn cpu_softirq_steal_ms(cpu: Option<usize>) -> (f64, f64) {
+    let Some(cpu) = cpu else { return (0.0, 0.0) };
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu} ");
+    let Some(line) = stat.lines().find(|l| l.starts_with(&name)) else {
+        return (0.0, 0.0);
+    };
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let jiffy_ms = 10.0;
+    (
+        f.get(6).copied().unwrap_or(0.0) * jiffy_ms,
+        f.get(7).copied().unwrap_or(0.0) * jiffy_ms,
+    )
+}
+
 /// CPU time (µs) of the whole process `pid`.
 fn process_cpu_us(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(0.0, |s| stat_cpu_us(&s))
@@ -251,6 +284,7 @@ fn main() {
         let steps: Vec<usize> = match (args.players, args.quick) {
             (Some(n), _) => vec![n],
             (None, true) => vec![10, 40],
+            (None, false) if scenario == Scenario::Transcode => TRANSCODE_STEPS.to_vec(),
             (None, false) => STEPS.to_vec(),
         };
         // Each player holds three sockets in the node (client WebSocket, voice
@@ -269,6 +303,7 @@ fn main() {
                 harness_cpu,
                 args.realtime,
                 args.dave,
+                args.spin_us,
             ));
             if args.json {
                 println!("{}", step.json());
@@ -326,6 +361,7 @@ async fn start_node(
     harness_cpu: Option<usize>,
     realtime: Option<u8>,
     dave: bool,
+    spin_us: u64,
 ) -> NodeProcess {
     let dir = std::env::temp_dir().join(format!("quaver-density-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -341,7 +377,7 @@ async fn start_node(
         "server:\n  port: {port}\n  address: 127.0.0.1\n\
          lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    opusEncodingQuality: 10\n    resamplingQuality: HIGH\n    bufferDurationMs: 5000\n    sources:\n      local: true\n\
          logging:\n  level:\n    root: WARN\n\
-         quaver:\n  engine:\n    threads: 1\n    spinUs: 1000\n    maxPlayers: {}{cpus}{rt}\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n    dave: {dave}\n  sources:\n    localRoots: [\"{}\"]\n",
+         quaver:\n  engine:\n    threads: 1\n    spinUs: {spin_us}\n    maxPlayers: {}{cpus}{rt}\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n    dave: {dave}\n  sources:\n    localRoots: [\"{}\"]\n",
         n + 16,
         media_dir().canonicalize().unwrap().display()
     );
@@ -436,6 +472,7 @@ async fn run_step(
     harness_cpu: Option<usize>,
     realtime: Option<u8>,
     dave: bool,
+    spin_us: u64,
 ) -> Step {
     let fake = FakeDiscord::start(FakeDiscordOptions {
         decode_payloads: false,
@@ -445,7 +482,7 @@ async fn run_step(
     })
     .await;
     let http = reqwest::Client::new();
-    let node = start_node(&http, n, engine_cpu, harness_cpu, realtime, dave).await;
+    let node = start_node(&http, n, engine_cpu, harness_cpu, realtime, dave, spin_us).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss0 = rss_kb(node.pid);
     let base = node.base.clone();
@@ -512,6 +549,7 @@ async fn run_step(
     let t0 = Instant::now();
     let cpu0 = thread_cpu_us(node.pid, "quaver-tick-0");
     let process0 = process_cpu_us(node.pid);
+    let (softirq0, steal0) = cpu_softirq_steal_ms(engine_cpu);
     let label = format!("{} {n}: measuring", scenario.name());
     for s in 0..seconds {
         progress(&label, s as usize, seconds as usize);
@@ -521,6 +559,7 @@ async fn run_step(
     let after = engine_report(&http, &base, false).await;
     let cpu1 = thread_cpu_us(node.pid, "quaver-tick-0");
     let process1 = process_cpu_us(node.pid);
+    let (softirq1, steal1) = cpu_softirq_steal_ms(engine_cpu);
     let t1 = Instant::now();
     let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
     let ticks = (num(&after, "ticks") - num(&before, "ticks")).max(1.0);
@@ -591,6 +630,8 @@ async fn run_step(
         received,
         engine_sent: sent,
         kernel_drops,
+        engine_cpu_softirq_ms_per_s: (softirq1 - softirq0) / (t1 - t0).as_secs_f64(),
+        engine_cpu_steal_ms_per_s: (steal1 - steal0) / (t1 - t0).as_secs_f64(),
     }
 }
 
@@ -635,57 +676,75 @@ async fn open_session(addr: std::net::SocketAddr) -> (tokio::task::JoinHandle<()
     (task, id)
 }
 
-/// What each packet must cost at least, measured now on the engine's core: DAVE frame
-/// encryption (with `dave`), sealing (AES-256-GCM) and a connected UDP send to a
-/// draining receiver; for transcode also decoding, resampling and encoding a 20 ms
-/// frame of the same MP3 (complexity 10).
+/// What each packet must cost at least, measured now on the engine's core the way the
+/// engine sends, in tick-like bursts: 1,000 connected sockets taken in turn, each with its own transport
+/// cipher (AES-256-GCM) and, with `dave`, its own DAVE encryptor, sending an 80-byte
+/// Opus payload to one loopback receiver that a thread on the harness core drains
+/// with `recvmmsg`, as the fake does. For transcode also decoding, resampling and
+/// encoding a 20 ms frame of the same MP3 (complexity 10).
 fn floor(scenario: Scenario, dave: bool) -> f64 {
     use quaver_engine::transport::{
         DaveEncryptor, EncryptionMode, RtpState, SenderKey, TransportCipher,
     };
+    const SOCKETS: usize = 1_000;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let engine_core = cores.first().copied();
     let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = receiver.local_addr().unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
-    receiver.set_nonblocking(true).unwrap();
-    let drain = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !stop2.load(Ordering::Relaxed) {
-            if receiver.recv(&mut buf).is_err() {
-                std::hint::spin_loop();
-            }
-        }
-    });
+    let drain = std::thread::spawn(move || drain_with_recvmmsg(&receiver, &stop2));
     let measure = std::thread::spawn(move || {
         if let Some(c) = engine_core {
             core_affinity::set_for_current(c);
         }
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.connect(addr).unwrap();
-        let cipher = TransportCipher::new(EncryptionMode::Aes256GcmRtpsize, [7; 32]);
-        let mut rtp = RtpState::new(1);
+        struct Sender {
+            socket: std::net::UdpSocket,
+            cipher: TransportCipher,
+            e2ee: DaveEncryptor,
+            rtp: RtpState,
+        }
+        let mut senders: Vec<Sender> = (0..SOCKETS)
+            .map(|i| {
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket.connect(addr).unwrap();
+                socket.set_nonblocking(true).unwrap();
+                Sender {
+                    socket,
+                    cipher: TransportCipher::new(EncryptionMode::Aes256GcmRtpsize, [i as u8; 32]),
+                    e2ee: DaveEncryptor::new(SenderKey([i as u8; 16])),
+                    rtp: RtpState::new(i as u32 + 1),
+                }
+            })
+            .collect();
         let mut packet = [0u8; 12 + 1275 + 36];
         let payload = 80; // long.opus at 32 kbps
-        let mut e2ee = DaveEncryptor::new(SenderKey([9; 16]));
-        let n = 20_000;
-        let start = Instant::now();
-        for _ in 0..n {
-            packet[..12].copy_from_slice(&rtp.header());
-            packet[12..12 + payload].fill(0x5A);
-            let framed = if dave {
-                e2ee.encrypt_in_place(&mut packet[12..], payload).unwrap()
-            } else {
-                payload
-            };
-            let len = cipher
-                .seal_in_place(&mut packet, framed, rtp.nonce)
-                .unwrap();
-            let _ = socket.send(&packet[..len]);
-            rtp.advance();
+                          // Bursts like ticks: every socket sends once, then a pause in which the
+                          // receiver catches up; only the bursts are timed.
+        let bursts = 30;
+        let n = bursts * SOCKETS;
+        let mut busy = Duration::ZERO;
+        for _ in 0..bursts {
+            let start = Instant::now();
+            for s in senders.iter_mut() {
+                packet[..12].copy_from_slice(&s.rtp.header());
+                packet[12..12 + payload].fill(0x5A);
+                let framed = if dave {
+                    s.e2ee.encrypt_in_place(&mut packet[12..], payload).unwrap()
+                } else {
+                    payload
+                };
+                let len = s
+                    .cipher
+                    .seal_in_place(&mut packet, framed, s.rtp.nonce)
+                    .unwrap();
+                let _ = s.socket.send(&packet[..len]);
+                s.rtp.advance();
+            }
+            busy += start.elapsed();
+            std::thread::sleep(Duration::from_millis(15));
         }
-        let send_us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+        let send_us = busy.as_secs_f64() * 1e6 / n as f64;
         match scenario {
             Scenario::Passthrough => send_us,
             Scenario::Transcode => send_us + decode_and_encode_us(),
@@ -695,6 +754,41 @@ fn floor(scenario: Scenario, dave: bool) -> f64 {
     stop.store(true, Ordering::Relaxed);
     drain.join().unwrap();
     floor
+}
+
+/// Reads `socket` in batches of 64 until `stop`, spinning while it is empty.
+fn drain_with_recvmmsg(socket: &std::net::UdpSocket, stop: &std::sync::atomic::AtomicBool) {
+    use std::os::fd::AsRawFd;
+    const BATCH: usize = 64;
+    let mut buffers = vec![[0u8; 2048]; BATCH];
+    // SAFETY: plain C structs, valid when zeroed; every pointer set below points into
+    // `buffers` / `iovecs`, which outlive the calls.
+    let mut iovecs: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    // SAFETY: as above.
+    let mut headers: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    for i in 0..BATCH {
+        iovecs[i] = libc::iovec {
+            iov_base: buffers[i].as_mut_ptr().cast(),
+            iov_len: 2048,
+        };
+        headers[i].msg_hdr.msg_iov = &mut iovecs[i];
+        headers[i].msg_hdr.msg_iovlen = 1;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: the headers point at live buffers of this function.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// Decoding + resampling (on this thread) and encoding one 20 ms frame of long.mp3.
