@@ -850,15 +850,17 @@ fn write_reports(results: &[Step]) {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/density"));
     let _ = std::fs::create_dir_all(&dir);
     let mut csv = String::from(
-        "scenario,players,cost_us_per_player_tick,cpu_us_per_player_tick,floor_us_per_player_tick,lateness_p50_us,lateness_p99_us,lateness_p999_us,lateness_max_us,arrival_dev_p99_us,nulled_frames,lost_packets,rss_kb_per_player,patch_p99_ms\n",
+        "scenario,players,dave,cost_us_per_player_tick,cpu_us_per_player_tick,process_cpu_us_per_player_tick,floor_us_per_player_tick,lateness_p50_us,lateness_p99_us,lateness_p999_us,lateness_max_us,arrival_dev_p99_us,nulled_frames,lost_packets,rss_kb_per_player,patch_p99_ms,receiver_kernel_drops,engine_cpu_softirq_ms_per_s,engine_cpu_steal_ms_per_s\n",
     );
     for r in results {
         csv.push_str(&format!(
-            "{},{},{:.3},{:.3},{:.3},{:.0},{:.0},{:.0},{:.0},{:.0},{},{},{:.1},{:.2}\n",
+            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.0},{:.0},{:.0},{:.0},{:.0},{},{},{:.1},{:.2},{},{:.1},{:.1}\n",
             r.scenario.name(),
             r.players,
+            r.dave,
             r.cost_us,
             r.cpu_us,
+            r.process_cpu_us,
             r.floor_us,
             r.lateness[0],
             r.lateness[1],
@@ -868,7 +870,10 @@ fn write_reports(results: &[Step]) {
             r.nulled,
             r.lost,
             r.rss_kb_per_player,
-            r.patch_p99_ms
+            r.patch_p99_ms,
+            r.kernel_drops,
+            r.engine_cpu_softirq_ms_per_s,
+            r.engine_cpu_steal_ms_per_s
         ));
     }
     let _ = std::fs::write(dir.join("density.csv"), csv);
