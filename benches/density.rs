@@ -14,6 +14,7 @@
 //!   `davey` member per channel that welcomes the bot), `--spin-us U` (the tick
 //!   thread's busy-wait before each deadline, `quaver.engine.spinUs`, default 1000).
 //! - Without `--players`, writes `target/density/density.csv` and `density.svg`.
+//!   `--plot FILE.csv` redraws the SVG of such a CSV (next to it) without measuring.
 //!
 //! Pinning: the engine's tick thread on CPU 0 (`quaver.engine.cpus`), the rest of the
 //! node (started under `taskset`), the bots, and the fake's busy-polling receiver on
@@ -251,6 +252,14 @@ fn open_file_limit() -> usize {
 }
 
 fn main() {
+    let all: Vec<String> = std::env::args().collect();
+    if let Some(csv) = all
+        .iter()
+        .position(|a| a == "--plot")
+        .and_then(|i| all.get(i + 1))
+    {
+        return replot(std::path::Path::new(csv));
+    }
     let args = args();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let engine_cpu = (cores.len() >= 2).then(|| cores[0].id);
@@ -881,6 +890,58 @@ fn write_reports(results: &[Step]) {
     println!("wrote {}/density.csv and density.svg", dir.display());
 }
 
+/// `--plot FILE.csv`: redraws the SVG of a CSV this harness wrote, next to it.
+fn replot(csv: &std::path::Path) {
+    let text = std::fs::read_to_string(csv).expect("the CSV reads");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let steps: Vec<Step> = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |name: &str| {
+                col(name)
+                    .and_then(|i| f.get(i))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            Step {
+                scenario: if f.first() == Some(&"transcode") {
+                    Scenario::Transcode
+                } else {
+                    Scenario::Passthrough
+                },
+                players: num("players") as usize,
+                dave: col("dave").and_then(|i| f.get(i)) == Some(&"true"),
+                cost_us: num("cost_us_per_player_tick"),
+                cpu_us: num("cpu_us_per_player_tick"),
+                process_cpu_us: num("process_cpu_us_per_player_tick"),
+                floor_us: num("floor_us_per_player_tick"),
+                lateness: [
+                    num("lateness_p50_us"),
+                    num("lateness_p99_us"),
+                    num("lateness_p999_us"),
+                    num("lateness_max_us"),
+                ],
+                arrival_dev_p99_us: num("arrival_dev_p99_us"),
+                nulled: num("nulled_frames") as u64,
+                lost: num("lost_packets") as u64,
+                rss_kb_per_player: num("rss_kb_per_player"),
+                patch_p99_ms: num("patch_p99_ms"),
+                received: 0,
+                engine_sent: 0,
+                kernel_drops: num("receiver_kernel_drops") as u64,
+                engine_cpu_softirq_ms_per_s: num("engine_cpu_softirq_ms_per_s"),
+                engine_cpu_steal_ms_per_s: num("engine_cpu_steal_ms_per_s"),
+            }
+        })
+        .collect();
+    let out = csv.with_extension("svg");
+    std::fs::write(&out, svg(&steps)).expect("the SVG writes");
+    println!("wrote {}", out.display());
+}
+
 /// A plot panel: title, left edge, and the named series it draws from a step.
 type Panel = (
     &'static str,
@@ -888,24 +949,32 @@ type Panel = (
     Box<dyn Fn(&Step) -> Vec<(&'static str, f64)>>,
 );
 
-/// Two panels, log-scaled N on x: µs per player-tick (with floors dashed), and tick
-/// lateness p50/p99/max.
+/// Two log-log panels against N: µs per player-tick (cost solid, floor dashed), and
+/// tick lateness p50/p99/max with the 1 ms limit; passthrough blue, transcode red.
+/// Decade gridlines, so both scenarios (5 µs and 100 µs per player) and lateness from
+/// microseconds to tens of milliseconds stay readable on one page.
 fn svg(results: &[Step]) -> String {
-    let (w, h, pad) = (900.0, 360.0, 60.0);
-    let max_n = results.iter().map(|r| r.players).max().unwrap_or(10) as f64;
+    let (w, h, pad) = (960.0, 400.0, 60.0);
+    let panel_w = w / 2.0;
+    let ns = results.iter().map(|r| r.players as f64);
+    let min_n = ns.clone().fold(f64::MAX, f64::min).max(1.0);
+    let max_n = ns.fold(1.0, f64::max).max(min_n * 2.0);
     let x = |n: usize, left: f64| {
-        left + pad + ((n as f64).ln() / max_n.max(2.0).ln()) * (w / 2.0 - 2.0 * pad)
+        let t = ((n as f64).ln() - min_n.ln()) / (max_n.ln() - min_n.ln());
+        left + pad + t * (panel_w - 1.5 * pad)
     };
-    let mut out = format!("<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n");
+    let mut out = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n"
+    );
     let panels: [Panel; 2] = [
         (
-            "µs per player-tick (dashed: floor)",
+            "µs per player-tick (solid: engine, dashed: floor)",
             0.0,
             Box::new(|r: &Step| vec![("cost", r.cost_us), ("floor", r.floor_us)]),
         ),
         (
-            "tick lateness µs (p50, p99, max)",
-            w / 2.0,
+            "tick lateness µs: p50, p99 (thick), max; limit p99 1 ms",
+            panel_w,
             Box::new(|r: &Step| {
                 vec![
                     ("p50", r.lateness[0]),
@@ -915,22 +984,74 @@ fn svg(results: &[Step]) -> String {
             }),
         ),
     ];
+    let colors = [
+        ["#1f77b4", "#1f77b4", "#9ecae1"],
+        ["#d62728", "#d62728", "#fc9272"],
+    ];
     for (title, left, series) in panels.iter() {
-        let max_y = results
+        let max_v = results
             .iter()
             .flat_map(|r| series(r).into_iter().map(|(_, v)| v))
-            .fold(1.0f64, f64::max)
-            * 1.1;
-        let y = |v: f64| h - pad - v / max_y * (h - 2.0 * pad);
-        out.push_str(&format!("<text x='{}' y='20'>{title}</text>\n", left + pad));
-        out.push_str(&format!("<line x1='{0}' y1='{1}' x2='{2}' y2='{1}' stroke='black'/><line x1='{0}' y1='{3}' x2='{0}' y2='{1}' stroke='black'/>\n", left + pad, h - pad, left + w / 2.0 - pad, pad));
+            .fold(10.0f64, f64::max);
+        let decades = max_v.log10().ceil().max(1.0);
+        let y = |v: f64| h - pad - v.max(1.0).log10() / decades * (h - 2.0 * pad);
+        let right = left + panel_w - pad / 2.0;
+        out.push_str(&format!("<text x='{}' y='24'>{title}</text>\n", left + pad));
+        for d in 0..=decades as i32 {
+            let v = 10f64.powi(d);
+            out.push_str(&format!(
+                "<line x1='{x0}' y1='{yv:.1}' x2='{right}' y2='{yv:.1}' stroke='#ddd'/><text x='{xt}' y='{yt:.1}' font-size='10' text-anchor='end'>{label}</text>\n",
+                x0 = left + pad,
+                yv = y(v),
+                xt = left + pad - 4.0,
+                yt = y(v) + 3.0,
+                label = if v >= 1000.0 {
+                    format!("{}k", v / 1000.0)
+                } else {
+                    format!("{v}")
+                }
+            ));
+        }
+        let mut positions: Vec<usize> = results.iter().map(|r| r.players).collect();
+        positions.sort_unstable();
+        positions.dedup();
+        let mut last_label = f64::MIN;
+        for &n in &positions {
+            let px = x(n, *left);
+            // Gridline for every step, a label only where it does not overlap.
+            let label = px - last_label >= 28.0;
+            if label {
+                last_label = px;
+            }
+            {
+                out.push_str(&format!(
+                    "<line x1='{px:.1}' y1='{}' x2='{px:.1}' y2='{}' stroke='#eee'/>\n",
+                    pad,
+                    h - pad
+                ));
+                if label {
+                    out.push_str(&format!(
+                        "<text x='{px:.1}' y='{}' font-size='10' text-anchor='middle'>{n}</text>\n",
+                        h - pad + 14.0
+                    ));
+                }
+            }
+        }
         out.push_str(&format!(
-            "<text x='{}' y='{}'>{max_y:.0}</text><text x='{}' y='{}'>players (log)</text>\n",
-            left + 5.0,
+            "<line x1='{0}' y1='{1}' x2='{right}' y2='{1}' stroke='black'/><line x1='{0}' y1='{2}' x2='{0}' y2='{1}' stroke='black'/><text x='{3}' y='{4}' text-anchor='middle'>players (log)</text>\n",
+            left + pad,
+            h - pad,
             pad,
-            left + w / 4.0,
-            h - 20.0
+            left + panel_w / 2.0,
+            h - 22.0
         ));
+        if title.starts_with("tick lateness") {
+            out.push_str(&format!(
+                "<line x1='{}' y1='{1:.1}' x2='{right}' y2='{1:.1}' stroke='black' stroke-dasharray='6 4'/>\n",
+                left + pad,
+                y(1000.0)
+            ));
+        }
         for (si, scenario) in [Scenario::Passthrough, Scenario::Transcode]
             .iter()
             .enumerate()
@@ -939,42 +1060,50 @@ fn svg(results: &[Step]) -> String {
             if rows.is_empty() {
                 continue;
             }
-            let colors = [
-                ["#1f77b4", "#aec7e8", "#0b3c5d"],
-                ["#d62728", "#ff9896", "#7f1010"],
-            ];
             for k in 0..series(rows[0]).len() {
+                let name = series(rows[0])[k].0;
                 let points: Vec<String> = rows
                     .iter()
                     .map(|r| format!("{:.1},{:.1}", x(r.players, *left), y(series(r)[k].1)))
                     .collect();
-                let dash = if series(rows[0])[k].0 == "floor" {
-                    " stroke-dasharray='4 3'"
-                } else {
-                    ""
+                let style = match name {
+                    "floor" => " stroke-dasharray='5 3' stroke-width='1.5'",
+                    "p99" | "cost" => " stroke-width='2.5'",
+                    _ => " stroke-width='1.2'",
                 };
                 out.push_str(&format!(
-                    "<polyline fill='none' stroke='{}' stroke-width='2'{dash} points='{}'/>\n",
+                    "<polyline fill='none' stroke='{}'{style} points='{}'/>\n",
                     colors[si][k.min(2)],
                     points.join(" ")
                 ));
-            }
-            for r in &rows {
-                out.push_str(&format!(
-                    "<text x='{:.1}' y='{:.1}' font-size='10'>{}</text>\n",
-                    x(r.players, *left),
-                    h - pad + 14.0,
-                    r.players
-                ));
+                for (p, r) in points.iter().zip(&rows) {
+                    let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
+                    out.push_str(&format!(
+                        "<circle cx='{px}' cy='{py}' r='2.5' fill='{}'/>\n",
+                        colors[si][k.min(2)]
+                    ));
+                    if matches!(name, "cost" | "p99") && r.over_limit() {
+                        out.push_str(&format!(
+                            "<circle cx='{px}' cy='{py}' r='6' fill='none' stroke='black'/>\n"
+                        ));
+                    }
+                }
             }
             out.push_str(&format!(
                 "<text x='{}' y='{}' fill='{}'>{}</text>\n",
-                left + w / 2.0 - pad - 80.0,
-                pad + 15.0 * si as f64,
+                right - 90.0,
+                pad - 18.0 + 14.0 * si as f64,
                 colors[si][0],
                 scenario.name()
             ));
         }
+        out.push_str(&format!(
+            "<circle cx='{}' cy='{}' r='6' fill='none' stroke='black'/><text x='{}' y='{}' font-size='10'>over a limit (nulled, lost, p99 &gt; 1 ms)</text>\n",
+            left + pad + 10.0,
+            h - 8.0,
+            left + pad + 20.0,
+            h - 4.0
+        ));
     }
     out.push_str("</svg>\n");
     out
