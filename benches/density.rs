@@ -33,6 +33,7 @@
 #[allow(dead_code)]
 mod common {
     pub mod fake_discord;
+    pub mod node_process;
 }
 
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake_discord::{FakeDiscord, FakeDiscordOptions};
+use common::node_process::NodeProcess;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use quaver_engine::decode::pcm::ResampleQuality;
@@ -344,27 +346,9 @@ fn main() {
     }
 }
 
-/// The `quaver` binary running as a child process.
-struct NodeProcess {
-    child: std::process::Child,
-    pid: u32,
-    addr: std::net::SocketAddr,
-    base: String,
-    dir: PathBuf,
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Starts the release binary for `n` players: one tick thread pinned to `engine_cpu`
 /// (SCHED_FIFO `realtime` if given), everything else on `harness_cpu`.
 async fn start_node(
-    http: &reqwest::Client,
     n: usize,
     engine_cpu: Option<usize>,
     harness_cpu: Option<usize>,
@@ -372,86 +356,39 @@ async fn start_node(
     dave: bool,
     spin_us: u64,
 ) -> NodeProcess {
-    let dir = std::env::temp_dir().join(format!("quaver-density-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let cpus = engine_cpu.map_or(String::new(), |c| format!("\n    cpus: [{c}]"));
     let rt = realtime.map_or(String::new(), |p| format!("\n    realtimePriority: {p}"));
-    let config = format!(
-        "server:\n  port: {port}\n  address: 127.0.0.1\n\
-         lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    opusEncodingQuality: 10\n    resamplingQuality: HIGH\n    bufferDurationMs: 5000\n    sources:\n      local: true\n\
-         logging:\n  level:\n    root: WARN\n\
-         quaver:\n  engine:\n    threads: 1\n    spinUs: {spin_us}\n    maxPlayers: {}{cpus}{rt}\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n    dave: {dave}\n  sources:\n    localRoots: [\"{}\"]\n",
-        n + 16,
-        media_dir().canonicalize().unwrap().display()
-    );
-    let config_path = dir.join("application.yml");
-    std::fs::write(&config_path, config).unwrap();
-    let log = std::fs::File::create(dir.join("quaver.log")).unwrap();
-    let binary = env!("CARGO_BIN_EXE_quaver");
-    let taskset = std::path::Path::new("/usr/bin/taskset");
-    let mut command = match harness_cpu {
-        Some(cpu) if taskset.exists() => {
-            let mut c = std::process::Command::new(taskset);
-            c.args(["-c", &cpu.to_string(), binary]);
-            c
-        }
-        _ => std::process::Command::new(binary),
+    let roots = media_dir().canonicalize().unwrap();
+    let config = |port: u16| {
+        format!(
+            "server:\n  port: {port}\n  address: 127.0.0.1\n\
+             lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    opusEncodingQuality: 10\n    resamplingQuality: HIGH\n    bufferDurationMs: 5000\n    sources:\n      local: true\n\
+             logging:\n  level:\n    root: WARN\n\
+             quaver:\n  engine:\n    threads: 1\n    spinUs: {spin_us}\n    maxPlayers: {}{cpus}{rt}\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n    dave: {dave}\n  sources:\n    localRoots: [\"{}\"]\n",
+            n + 16,
+            roots.display()
+        )
     };
-    let child = command
-        .arg("--config")
-        .arg(&config_path)
-        .current_dir(&dir)
-        .env("NO_COLOR", "1")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the quaver binary starts");
-    let pid = child.id();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let node = NodeProcess {
-        child,
-        pid,
-        addr,
-        base: format!("http://{addr}"),
-        dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let up = http
-            .get(format!("{}/version", node.base))
-            .header("Authorization", PASSWORD)
-            .send()
-            .await;
-        if up.is_ok_and(|r| r.status().is_success()) {
-            return node;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "quaver did not start; its log:\n{}",
-            std::fs::read_to_string(node.dir.join("quaver.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    NodeProcess::start(config, &[], harness_cpu, PASSWORD).await
 }
 
-/// The tick thread's figures from `GET /quaver/engine`.
-async fn engine_report(http: &reqwest::Client, base: &str, reset: bool) -> Value {
-    let report: Value = http
-        .get(format!("{base}/quaver/engine"))
-        .query(&[("reset", reset)])
+/// An authenticated GET of the node's JSON.
+async fn get_json(http: &reqwest::Client, url: String, query: &[(&str, String)]) -> Value {
+    http.get(url)
+        .query(query)
         .header("Authorization", PASSWORD)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The tick thread's figures from `GET /quaver/engine`.
+async fn engine_report(http: &reqwest::Client, base: &str, reset: bool) -> Value {
+    let url = format!("{base}/quaver/engine");
+    let report = get_json(http, url, &[("reset", reset.to_string())]).await;
     report["threads"][0].clone()
 }
 
@@ -491,7 +428,7 @@ async fn run_step(
     })
     .await;
     let http = reqwest::Client::new();
-    let node = start_node(&http, n, engine_cpu, harness_cpu, realtime, dave, spin_us).await;
+    let node = start_node(n, engine_cpu, harness_cpu, realtime, dave, spin_us).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss0 = rss_kb(node.pid);
     let base = node.base.clone();
@@ -646,16 +583,13 @@ async fn run_step(
 
 async fn load_track(http: &reqwest::Client, base: &str, scenario: Scenario) -> String {
     let id = media_dir().join(scenario.file()).canonicalize().unwrap();
-    let res: Value = http
-        .get(format!("{base}/v4/loadtracks"))
-        .query(&[("identifier", id.to_string_lossy().as_ref())])
-        .header("Authorization", PASSWORD)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{base}/v4/loadtracks");
+    let res = get_json(
+        http,
+        url,
+        &[("identifier", id.to_string_lossy().into_owned())],
+    )
+    .await;
     res["data"]["encoded"]
         .as_str()
         .expect("the media loads")

@@ -13,7 +13,7 @@ use common::fake_discord::{
     ConnectionView, FakeDiscord, FakeDiscordOptions, MODE_AES, MODE_XCHACHA,
 };
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const GUILD: u64 = 881_000_000_000_000_001;
 const MEMBER_B: u64 = 900_000_000_000_000_002;
@@ -35,17 +35,6 @@ async fn fake(modes: &[&str], members_before: &[u64]) -> FakeDiscord {
     .await
 }
 
-async fn wait_event(c: &mut Client, kind: &str) -> Value {
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(15), c.next_event())
-            .await
-            .expect(kind);
-        if e["type"] == kind {
-            return e;
-        }
-    }
-}
-
 /// Connects a player of the binary to `fake`, waits for its DAVE key package, and
 /// starts the 60 s sine in `file`.
 async fn play(node: &TestNode, fake: &FakeDiscord, file: &str) -> (Client, String) {
@@ -58,7 +47,7 @@ async fn play(node: &TestNode, fake: &FakeDiscord, file: &str) -> (Client, Strin
     let track = local_track(file, "long", 60_000, 0, false);
     let (status, _) = node.patch(&path, json!({"encodedTrack": track})).await;
     assert_eq!(status, 200);
-    wait_event(&mut c, "TrackStartEvent").await;
+    c.wait_event("TrackStartEvent").await;
     (c, path)
 }
 
@@ -221,7 +210,7 @@ async fn without_dave_a_dave_channel_reports_4017_once() {
     let path = node.player_path(&c, &GUILD.to_string());
     node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
         .await;
-    let closed = wait_event(&mut c, "WebSocketClosedEvent").await;
+    let closed = c.wait_event("WebSocketClosedEvent").await;
     assert_eq!(closed["code"], 4017);
     assert_eq!(closed["byRemote"], true);
     tokio::time::sleep(Duration::from_millis(2000)).await;

@@ -14,7 +14,7 @@ use common::fake_discord::{
     ConnectionView, FakeDiscord, FakeDiscordOptions, MODE_AES, MODE_XCHACHA,
 };
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const GUILD: u64 = 500_000_000_000_000_001;
 
@@ -65,17 +65,6 @@ fn pacing(view: &ConnectionView) -> (f64, f64) {
     (mean, dev[dev.len() * 99 / 100])
 }
 
-async fn wait_event(c: &mut Client, kind: &str) -> Value {
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(15), c.next_event())
-            .await
-            .expect(kind);
-        if e["type"] == kind {
-            return e;
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_track_reaches_the_voice_server_encrypted_in_both_modes() {
     for (modes, expected) in [
@@ -96,7 +85,7 @@ async fn a_track_reaches_the_voice_server_encrypted_in_both_modes() {
         let (_, p) = node.get(&path).await;
         assert_eq!(p["state"]["connected"], true, "{p}");
         node.patch(&path, json!({"encodedTrack": track})).await;
-        let end = wait_event(&mut c, "TrackEndEvent").await;
+        let end = c.wait_event("TrackEndEvent").await;
         assert_eq!(end["reason"], "finished");
         let view = fake
             .wait_for(GUILD, Duration::from_secs(5), |v| {
@@ -194,7 +183,7 @@ async fn a_dropped_gateway_resumes_with_the_same_session() {
     })
     .await;
     fake.drop_tcp(GUILD).await;
-    let end = wait_event(&mut c, "TrackEndEvent").await;
+    let end = c.wait_event("TrackEndEvent").await;
     assert_eq!(
         end["reason"], "finished",
         "no WebSocketClosedEvent for a resumed drop: {end}"
@@ -230,7 +219,7 @@ async fn reported_close_codes_reach_the_client_once_without_reconnecting() {
         let guild = GUILD + code as u64;
         let (mut c, path, _) = connect_player(&node, &fake, guild).await;
         fake.close(guild, code, "scripted").await;
-        let closed = wait_event(&mut c, "WebSocketClosedEvent").await;
+        let closed = c.wait_event("WebSocketClosedEvent").await;
         assert_eq!(
             (closed["code"].as_u64(), closed["byRemote"].as_bool()),
             (Some(code as u64), Some(true)),
@@ -267,36 +256,6 @@ async fn a_4015_crash_is_resumed_silently() {
     while let Some(m) = c.try_next_json(Duration::from_millis(300)).await {
         assert_ne!(m["type"], "WebSocketClosedEvent");
     }
-}
-
-#[tokio::test]
-async fn a_server_demanding_dave_gets_4017_reported_once() {
-    let fake = FakeDiscord::start(FakeDiscordOptions {
-        require_dave: true,
-        ..Default::default()
-    })
-    .await;
-    // A node with DAVE switched off (`quaver.voice.dave: false`).
-    let node = TestNode::start_custom(fast_config(), |audio| {
-        audio.voice = Arc::new(quaver::server::discord_voice(true, false))
-    })
-    .await;
-    let mut c = node.connect().await;
-    let path = node.player_path(&c, &GUILD.to_string());
-    node.patch(&path, json!({"voice": fake.voice_state(GUILD, user())}))
-        .await;
-    let closed = wait_event(&mut c, "WebSocketClosedEvent").await;
-    assert_eq!(closed["code"], 4017);
-    assert_eq!(
-        fake.connection(GUILD).unwrap().max_dave_protocol_version,
-        Some(0)
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        fake.connection(GUILD).unwrap().identifies,
-        1,
-        "no reconnect loop on 4017"
-    );
 }
 
 #[tokio::test]
@@ -374,7 +333,7 @@ async fn the_real_binary_plays_to_the_fake_voice_server() {
     let (mut c, path, _) = connect_player(&node, &fake, GUILD).await;
     node.patch(&path, json!({"track": {"encoded": track_a()}}))
         .await;
-    wait_event(&mut c, "TrackStartEvent").await;
+    c.wait_event("TrackStartEvent").await;
     let view = fake
         .wait_for(GUILD, Duration::from_secs(10), |v| {
             v.audio_packets().count() >= 25

@@ -5,6 +5,7 @@
 
 pub mod fake_discord;
 pub mod media_server;
+pub mod node_process;
 
 use std::time::Duration;
 
@@ -117,25 +118,11 @@ pub struct TestNode {
     /// The in-process node (`None` for the binary).
     pub running: Option<Running>,
     /// The child process, killed on drop.
-    process: Option<ChildProcess>,
+    process: Option<node_process::NodeProcess>,
     pub addr: std::net::SocketAddr,
     pub captures: Arc<Captures>,
     pub base: String,
     pub http: reqwest::Client,
-}
-
-/// A `quaver` child process, with its working directory (config and log).
-struct ChildProcess {
-    child: std::process::Child,
-    dir: PathBuf,
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Control settings with short timers so tests run in seconds.
@@ -189,63 +176,25 @@ impl TestNode {
     /// endpoints allowed and one tick thread; `env` adds environment overrides (e.g.
     /// `QUAVER_VOICE_DAVE=false`). Its log goes to a file ([`Self::log`]).
     pub async fn start_binary(env: &[(&str, &str)]) -> TestNode {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("quaver-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = format!(
-            "server:\n  port: {port}\n  address: 127.0.0.1\n\
-             lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    playerUpdateInterval: 1\n    sources:\n      local: true\n\
-             logging:\n  level:\n    root: INFO\n    lavalink: DEBUG\n\
-             quaver:\n  engine:\n    threads: 1\n    spinUs: 0\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n  sources:\n    localRoots: [\"{}\"]\n",
-            media_dir().display()
-        );
-        let config_path = dir.join("application.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.join("quaver.log")).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_quaver"))
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(&dir)
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("the quaver binary starts");
-        let process = ChildProcess { child, dir };
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let base = format!("http://{addr}");
-        let http = reqwest::Client::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let up = http
-                .get(format!("{base}/version"))
-                .header("Authorization", PASSWORD)
-                .send()
-                .await;
-            if up.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            let log = std::fs::read_to_string(process.dir.join("quaver.log")).unwrap_or_default();
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the quaver binary did not answer on {base}; its log:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let roots = media_dir();
+        let config = |port: u16| {
+            format!(
+                "server:\n  port: {port}\n  address: 127.0.0.1\n\
+                 lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    playerUpdateInterval: 1\n    sources:\n      local: true\n\
+                 logging:\n  level:\n    root: INFO\n    lavalink: DEBUG\n\
+                 quaver:\n  engine:\n    threads: 1\n    spinUs: 0\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n  sources:\n    localRoots: [\"{}\"]\n",
+                roots.display()
+            )
+        };
+        let process = node_process::NodeProcess::start(config, env, None, PASSWORD).await;
+        let (addr, base) = (process.addr, process.base.clone());
         TestNode {
             running: None,
             process: Some(process),
             addr,
             captures: Arc::default(),
             base,
-            http,
+            http: reqwest::Client::new(),
         }
     }
 
@@ -253,7 +202,7 @@ impl TestNode {
     pub fn log(&self) -> String {
         self.process
             .as_ref()
-            .and_then(|p| std::fs::read_to_string(p.dir.join("quaver.log")).ok())
+            .map(node_process::NodeProcess::log)
             .unwrap_or_default()
     }
 
@@ -384,6 +333,18 @@ impl Client {
             let m = self.next_json().await;
             if m["op"] == "event" {
                 return m;
+            }
+        }
+    }
+
+    /// The next event of type `kind` (others are skipped); panics after 15 s.
+    pub async fn wait_event(&mut self, kind: &str) -> Value {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(15), self.next_event())
+                .await
+                .expect(kind);
+            if e["type"] == kind {
+                return e;
             }
         }
     }

@@ -239,11 +239,9 @@ fn bot_commits_and_the_key_changes_on_execute() {
     assert_eq!(beat[0]["d"]["seq_ack"], 4);
 }
 
-/// Others are already in the channel: B's group adds the bot, which joins through a
-/// welcome; a corrupted commit later is answered with op 31 and a fresh key package.
-#[test]
-fn bot_is_welcomed_and_recovers_from_an_invalid_commit() {
-    let mut server = Server::new();
+/// Member B's group, already in the channel, and a gateway that got its key package,
+/// the op 11 announcing B and the external sender: B has yet to add the bot.
+fn others_first(server: &mut Server) -> (VoiceGateway, Instant, DaveSession, Vec<u8>) {
     let mut b = DaveSession::new(V1, MEMBER_B, CHANNEL, None).unwrap();
     b.set_external_sender(&server.external_sender()).unwrap();
     let (mut g, t0) = connected();
@@ -255,19 +253,39 @@ fn bot_is_welcomed_and_recovers_from_an_invalid_commit() {
     let frame = server.binary(25, &server.external_sender());
     g.handle_binary(t0, &frame);
     assert!(transmits(&mut g).is_empty());
+    (g, t0, b, bot_package)
+}
 
-    let add_bot = server.propose_add(0, &bot_package);
+/// B adds the owner of `package` to its group (committing it itself) and the server
+/// sends the bot the Welcome as op 30 with transition `tid`.
+fn b_welcomes_the_bot(
+    server: &mut Server,
+    b: &mut DaveSession,
+    package: &[u8],
+    g: &mut VoiceGateway,
+    t0: Instant,
+    tid: u16,
+) {
     let made = b
         .process_proposals(
             ProposalsOperationType::APPEND,
-            &add_bot,
+            &server.propose_add(0, package),
             Some(&[BOT, MEMBER_B]),
         )
         .unwrap()
         .unwrap();
     assert!(b.process_commit(&made.commit).unwrap());
-    let frame = server.binary(30, &with_tid(5, &made.welcome.unwrap()));
+    let frame = server.binary(30, &with_tid(tid, &made.welcome.unwrap()));
     g.handle_binary(t0, &frame);
+}
+
+/// Others are already in the channel: B's group adds the bot, which joins through a
+/// welcome; a corrupted commit later is answered with op 31 and a fresh key package.
+#[test]
+fn bot_is_welcomed_and_recovers_from_an_invalid_commit() {
+    let mut server = Server::new();
+    let (mut g, t0, mut b, bot_package) = others_first(&mut server);
+    b_welcomes_the_bot(&mut server, &mut b, &bot_package, &mut g, t0, 5);
     assert_eq!(
         texts(&mut g),
         vec![json!({"op":23,"d":{"transition_id":5}})]
@@ -308,27 +326,8 @@ fn bot_is_welcomed_and_recovers_from_an_invalid_commit() {
 #[test]
 fn downgrade_and_back_with_transition_zero() {
     let mut server = Server::new();
-    let mut b = DaveSession::new(V1, MEMBER_B, CHANNEL, None).unwrap();
-    b.set_external_sender(&server.external_sender()).unwrap();
-    let (mut g, t0) = connected();
-    let bot_package = binary(&mut g, 26);
-    g.handle_text(
-        t0,
-        &json!({"op":11,"seq":3,"d":{"user_ids":[MEMBER_B.to_string()]}}).to_string(),
-    );
-    let frame = server.binary(25, &server.external_sender());
-    g.handle_binary(t0, &frame);
-    let made = b
-        .process_proposals(
-            ProposalsOperationType::APPEND,
-            &server.propose_add(0, &bot_package),
-            Some(&[BOT, MEMBER_B]),
-        )
-        .unwrap()
-        .unwrap();
-    b.process_commit(&made.commit).unwrap();
-    let frame = server.binary(30, &with_tid(0, &made.welcome.unwrap()));
-    g.handle_binary(t0, &frame);
+    let (mut g, t0, mut b, bot_package) = others_first(&mut server);
+    b_welcomes_the_bot(&mut server, &mut b, &bot_package, &mut g, t0, 0);
     assert!(texts(&mut g).is_empty(), "transition 0 needs no op 23");
     let first = sender_keys(&mut g);
     assert!(matches!(first.as_slice(), [Some(_)]), "{first:?}");
@@ -354,17 +353,7 @@ fn downgrade_and_back_with_transition_zero() {
     let package = binary(&mut g, 26);
     assert_ne!(package, bot_package, "key packages are single-use");
     b.reinit(V1, MEMBER_B, CHANNEL, None).unwrap();
-    let made = b
-        .process_proposals(
-            ProposalsOperationType::APPEND,
-            &server.propose_add(0, &package),
-            Some(&[BOT, MEMBER_B]),
-        )
-        .unwrap()
-        .unwrap();
-    b.process_commit(&made.commit).unwrap();
-    let frame = server.binary(30, &with_tid(10, &made.welcome.unwrap()));
-    g.handle_binary(t0, &frame);
+    b_welcomes_the_bot(&mut server, &mut b, &package, &mut g, t0, 10);
     assert_eq!(
         texts(&mut g),
         vec![json!({"op":23,"d":{"transition_id":10}})]
