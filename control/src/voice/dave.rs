@@ -79,6 +79,8 @@ pub struct Dave {
     channel_id: u64,
     session: Option<DaveSession>,
     external_sender: bool,
+    /// An op 25 that came before Session Description created the session.
+    early_external_sender: Option<Vec<u8>>,
     /// Op 27 payloads that came before the external sender.
     early_proposals: Vec<Vec<u8>>,
     /// Users in the call (op 11 / op 13), ourselves included.
@@ -106,6 +108,7 @@ impl Dave {
             channel_id,
             session: None,
             external_sender: false,
+            early_external_sender: None,
             early_proposals: Vec::new(),
             recognized: BTreeSet::from([user_id]),
             pending: HashMap::new(),
@@ -129,6 +132,7 @@ impl Dave {
     pub fn restart(&mut self) {
         self.session = None;
         self.external_sender = false;
+        self.early_external_sender = None;
         self.early_proposals.clear();
         self.recognized = BTreeSet::from([self.user_id]);
         self.pending.clear();
@@ -222,7 +226,11 @@ impl Dave {
                 self.session = Some(session);
             }
         }
-        self.send_key_package()
+        self.send_key_package()?;
+        if let Some(early) = self.early_external_sender.take() {
+            self.on_external_sender(&early);
+        }
+        Ok(())
     }
 
     fn send_key_package(&mut self) -> Result<(), DaveFatal> {
@@ -241,7 +249,9 @@ impl Dave {
 
     fn on_external_sender(&mut self, payload: &[u8]) {
         let Some(session) = &mut self.session else {
-            return self.recovered("external sender before DAVE was negotiated; ignored".into());
+            // Before Session Description: kept for when the session starts.
+            self.early_external_sender = Some(payload.to_vec());
+            return;
         };
         match session.set_external_sender(payload) {
             Ok(()) => {

@@ -412,3 +412,52 @@ fn unannounced_users_and_version_zero() {
     assert!(matches!(&sent[0], Transmit::Text(t) if t.contains(r#""op":1"#)));
     assert_eq!(plain.dave_status().unwrap().protocol_version, 0);
 }
+
+/// The external sender and proposals may arrive before Session Description: both wait
+/// for the MLS session, then the bot commits as usual.
+#[test]
+fn external_sender_before_session_description_waits() {
+    let mut server = Server::new();
+    let t0 = Instant::now();
+    let mut g = VoiceGateway::new(VoiceInfo {
+        guild_id: 42,
+        user_id: BOT,
+        session_id: "sess".into(),
+        token: "tok".into(),
+        max_dave_protocol_version: 1,
+        channel_id: CHANNEL,
+    });
+    g.on_open(t0, false);
+    let ready = json!({"op":2,"seq":1,"d":{"ssrc":5,"ip":"127.0.0.1","port":5000,"modes":["aead_aes256_gcm_rtpsize"]}});
+    g.handle_text(t0, &ready.to_string());
+    g.discovered(t0, "127.0.0.1:6000".parse().unwrap());
+    let _ = transmits(&mut g);
+    let mut b = DaveSession::new(V1, MEMBER_B, CHANNEL, None).unwrap();
+    g.handle_text(
+        t0,
+        &json!({"op":11,"seq":2,"d":{"user_ids":[MEMBER_B.to_string()]}}).to_string(),
+    );
+    let frame = server.binary(25, &server.external_sender());
+    g.handle_binary(t0, &frame);
+    let mut proposals = vec![0u8];
+    proposals.extend(server.propose_add(0, &b.create_key_package().unwrap()));
+    let frame = server.binary(27, &proposals);
+    g.handle_binary(t0, &frame);
+    assert!(
+        transmits(&mut g).is_empty(),
+        "nothing before Session Description"
+    );
+
+    let key: Vec<u8> = vec![1; 32];
+    let d4 = json!({"op":4,"seq":3,"d":{"mode":"aead_aes256_gcm_rtpsize","secret_key":key,"dave_protocol_version":1}});
+    g.handle_text(t0, &d4.to_string());
+    let sent = transmits(&mut g);
+    let ops: Vec<u8> = sent
+        .iter()
+        .map(|t| match t {
+            Transmit::Binary(b) => b[0],
+            Transmit::Text(t) => panic!("unexpected {t}"),
+        })
+        .collect();
+    assert_eq!(ops, [26, 28], "key package, then the commit adding B");
+}
