@@ -56,6 +56,9 @@ pub(crate) async fn handshake(
         .as_deref()
         .is_some_and(|id| node.sessions.can_resume(id));
     let client_name = header(&headers, "Client-Name").map(str::to_owned);
+    // Clients receive small JSON messages and send almost nothing; tungstenite's
+    // default 128 KiB read and write buffers would cost a quarter MiB per session.
+    let upgrade = upgrade.read_buffer_size(16 * 1024).write_buffer_size(0);
     let mut res = upgrade.on_upgrade(move |socket| async move {
         match user_id {
             Some(user) => run(node, socket, user, client_name, resume_id).await,
