@@ -92,8 +92,9 @@ fn with_tid(tid: u16, message: &[u8]) -> Vec<u8> {
     payload
 }
 
-/// A gateway that advertised DAVE and got Session Description with version 1.
-fn connected() -> (VoiceGateway, Instant) {
+/// A gateway that advertised DAVE, got Ready and did discovery (Select Protocol sent
+/// and taken): the next step is Session Description.
+fn discovered() -> (VoiceGateway, Instant) {
     let t0 = Instant::now();
     let mut g = VoiceGateway::new(VoiceInfo {
         guild_id: 42,
@@ -111,9 +112,20 @@ fn connected() -> (VoiceGateway, Instant) {
     g.handle_text(t0, &ready.to_string());
     g.discovered(t0, "127.0.0.1:6000".parse().unwrap());
     assert_eq!(texts(&mut g)[0]["op"], 1, "Select Protocol");
+    (g, t0)
+}
+
+/// Session Description (op 4) with DAVE protocol `version`.
+fn describe(g: &mut VoiceGateway, t0: Instant, version: u8) {
     let key: Vec<u8> = vec![1; 32];
-    let d4 = json!({"op":4,"seq":2,"d":{"mode":"aead_aes256_gcm_rtpsize","secret_key":key,"dave_protocol_version":1}});
+    let d4 = json!({"op":4,"seq":2,"d":{"mode":"aead_aes256_gcm_rtpsize","secret_key":key,"dave_protocol_version":version}});
     g.handle_text(t0, &d4.to_string());
+}
+
+/// A gateway that advertised DAVE and got Session Description with version 1.
+fn connected() -> (VoiceGateway, Instant) {
+    let (mut g, t0) = discovered();
+    describe(&mut g, t0, 1);
     (g, t0)
 }
 
@@ -391,25 +403,10 @@ fn unannounced_users_and_version_zero() {
         "{events:?}"
     );
 
-    let mut plain = VoiceGateway::new(VoiceInfo {
-        guild_id: 42,
-        user_id: BOT,
-        session_id: "s".into(),
-        token: "t".into(),
-        max_dave_protocol_version: 1,
-        channel_id: CHANNEL,
-    });
-    plain.on_open(t0, false);
-    let _ = transmits(&mut plain);
-    let ready = json!({"op":2,"seq":1,"d":{"ssrc":5,"ip":"127.0.0.1","port":5000,"modes":["aead_aes256_gcm_rtpsize"]}});
-    plain.handle_text(t0, &ready.to_string());
-    plain.discovered(t0, "127.0.0.1:6000".parse().unwrap());
-    let key: Vec<u8> = vec![1; 32];
-    let d4 = json!({"op":4,"seq":2,"d":{"mode":"aead_aes256_gcm_rtpsize","secret_key":key,"dave_protocol_version":0}});
-    plain.handle_text(t0, &d4.to_string());
+    let (mut plain, t0) = discovered();
+    describe(&mut plain, t0, 0);
     let sent = transmits(&mut plain);
-    assert_eq!(sent.len(), 1, "only Select Protocol: {sent:?}");
-    assert!(matches!(&sent[0], Transmit::Text(t) if t.contains(r#""op":1"#)));
+    assert!(sent.is_empty(), "no key package without DAVE: {sent:?}");
     assert_eq!(plain.dave_status().unwrap().protocol_version, 0);
 }
 
@@ -418,20 +415,7 @@ fn unannounced_users_and_version_zero() {
 #[test]
 fn external_sender_before_session_description_waits() {
     let mut server = Server::new();
-    let t0 = Instant::now();
-    let mut g = VoiceGateway::new(VoiceInfo {
-        guild_id: 42,
-        user_id: BOT,
-        session_id: "sess".into(),
-        token: "tok".into(),
-        max_dave_protocol_version: 1,
-        channel_id: CHANNEL,
-    });
-    g.on_open(t0, false);
-    let ready = json!({"op":2,"seq":1,"d":{"ssrc":5,"ip":"127.0.0.1","port":5000,"modes":["aead_aes256_gcm_rtpsize"]}});
-    g.handle_text(t0, &ready.to_string());
-    g.discovered(t0, "127.0.0.1:6000".parse().unwrap());
-    let _ = transmits(&mut g);
+    let (mut g, t0) = discovered();
     let mut b = DaveSession::new(V1, MEMBER_B, CHANNEL, None).unwrap();
     g.handle_text(
         t0,
@@ -448,9 +432,7 @@ fn external_sender_before_session_description_waits() {
         "nothing before Session Description"
     );
 
-    let key: Vec<u8> = vec![1; 32];
-    let d4 = json!({"op":4,"seq":3,"d":{"mode":"aead_aes256_gcm_rtpsize","secret_key":key,"dave_protocol_version":1}});
-    g.handle_text(t0, &d4.to_string());
+    describe(&mut g, t0, 1);
     let sent = transmits(&mut g);
     let ops: Vec<u8> = sent
         .iter()
