@@ -155,6 +155,8 @@ struct Conn {
     udp: Option<UdpSocket>,
     speaking: Option<Arc<AtomicBool>>,
     announced: bool,
+    /// A ready output waiting for its Speaking op to be sent.
+    unattached: Option<Box<dyn PacketOutput>>,
 }
 
 async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status: Arc<Status>) {
@@ -187,6 +189,7 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
         udp: None,
         speaking: None,
         announced: false,
+        unattached: None,
     };
     let mut resume = false;
     let mut attempt = 0u32;
@@ -225,6 +228,7 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
                 conn.udp = None;
                 conn.speaking = None;
                 conn.announced = false;
+                conn.unattached = None;
                 link.detach();
             }
         }
@@ -273,7 +277,14 @@ async fn drive(
                 let _ = ws.close(Some(frame)).await;
                 return ended;
             }
-            if let Err(e) = flush(&mut ws, &mut conn.gateway).await {
+            let flushed = flush(&mut ws, &mut conn.gateway).await;
+            // Attached even if the socket just died: the transport stays valid for a
+            // resume, and a fresh Identify detaches it.
+            if let Some(output) = conn.unattached.take() {
+                link.attach(output);
+                status.connected.store(true, Ordering::Relaxed);
+            }
+            if let Err(e) = flushed {
                 return Ended {
                     code: 1006,
                     reason: e,
@@ -358,12 +369,12 @@ async fn on_event(
                 ssrc,
             }) {
                 Ok((output, speaking)) => {
-                    // Discord wants a Speaking op before the first packet.
+                    // Discord wants a Speaking op before the first packet: the output
+                    // goes to the engine only after this op is on the wire.
                     conn.gateway.speaking(1);
                     conn.announced = true;
                     conn.speaking = Some(speaking);
-                    link.attach(output);
-                    status.connected.store(true, Ordering::Relaxed);
+                    conn.unattached = Some(output);
                     None
                 }
                 Err(reason) => Some(Ended {
