@@ -187,6 +187,27 @@ fn member_executes(member: &mut DaveSession, tid: u16) {
     }
 }
 
+/// The bot answered op 23 for `tid`; B executes it, the server sends op 22, and the
+/// gateway hands out exactly one sender key, which is returned.
+fn ready_then_execute(
+    g: &mut VoiceGateway,
+    b: &mut DaveSession,
+    t0: Instant,
+    tid: u16,
+) -> SenderKey {
+    assert_eq!(texts(g), vec![json!({"op":23,"d":{"transition_id":tid}})]);
+    member_executes(b, tid);
+    g.handle_text(
+        t0,
+        &json!({"op":22,"seq":50,"d":{"transition_id":tid}}).to_string(),
+    );
+    let keys = sender_keys(g);
+    let [Some(key)] = keys.as_slice() else {
+        panic!("one sender key on execute, got {keys:?}");
+    };
+    *key
+}
+
 /// The bot is first in the channel; proposals to add B arrive before the external
 /// sender (buffered); the bot commits and welcomes B; the key changes only on op 22.
 #[test]
@@ -298,17 +319,8 @@ fn bot_is_welcomed_and_recovers_from_an_invalid_commit() {
     let mut server = Server::new();
     let (mut g, t0, mut b, bot_package) = others_first(&mut server);
     b_welcomes_the_bot(&mut server, &mut b, &bot_package, &mut g, t0, 5);
-    assert_eq!(
-        texts(&mut g),
-        vec![json!({"op":23,"d":{"transition_id":5}})]
-    );
-    member_executes(&mut b, 5);
-    g.handle_text(t0, r#"{"op":22,"seq":5,"d":{"transition_id":5}}"#);
-    let keys = sender_keys(&mut g);
-    let [Some(key)] = keys.as_slice() else {
-        panic!("one sender key, got {keys:?}");
-    };
-    decrypts_for(&mut b, *key, 0);
+    let key = ready_then_execute(&mut g, &mut b, t0, 5);
+    decrypts_for(&mut b, key, 0);
 
     // A commit that does not parse: op 31 with its transition id, then a new key
     // package; the key in force stays until a transition replaces it.
@@ -366,18 +378,9 @@ fn downgrade_and_back_with_transition_zero() {
     assert_ne!(package, bot_package, "key packages are single-use");
     b.reinit(V1, MEMBER_B, CHANNEL, None).unwrap();
     b_welcomes_the_bot(&mut server, &mut b, &package, &mut g, t0, 10);
-    assert_eq!(
-        texts(&mut g),
-        vec![json!({"op":23,"d":{"transition_id":10}})]
-    );
-    member_executes(&mut b, 10);
-    g.handle_text(t0, r#"{"op":22,"seq":9,"d":{"transition_id":10}}"#);
-    let keys = sender_keys(&mut g);
-    let [Some(key)] = keys.as_slice() else {
-        panic!("{keys:?}")
-    };
-    assert_ne!(Some(*key), first[0], "a new group has a new key");
-    decrypts_for(&mut b, *key, 0);
+    let key = ready_then_execute(&mut g, &mut b, t0, 10);
+    assert_ne!(Some(key), first[0], "a new group has a new key");
+    decrypts_for(&mut b, key, 0);
 }
 
 /// An Add for a user the gateway never announced (op 11) is refused, and a Session
