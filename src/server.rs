@@ -12,6 +12,7 @@ use quaver_control::media::{Media, MediaSettings, VoiceConnector};
 use quaver_control::sources::http::{HttpSource, HttpTimeouts};
 use quaver_control::sources::local::LocalSource;
 use quaver_control::voice::connection::{DiscordVoice, TransportFactory, TransportParams};
+use quaver_control::voice::speaking::SpeakingWatch;
 use quaver_control::{BuildInfo, ControlConfig, Node};
 use quaver_engine::clock::SystemClock;
 use quaver_engine::decode::DecodePool;
@@ -77,6 +78,7 @@ pub fn discord_voice(allow_insecure: bool, dave: bool) -> DiscordVoice {
         allow_insecure,
         dave_version: u8::from(dave),
         transport,
+        speaking: SpeakingWatch::default(),
     }
 }
 

@@ -1,72 +1,85 @@
 //! The caller-owned packet slots one tick fills: produced before the deadline, sent
 //! right after it.
+//!
+//! Each player slot of a worker has its own packet slot, so a packet stays where it
+//! was produced until the same player's next packet overwrites it: the last
+//! passthrough packet is still there when a player switches to decoding and needs it
+//! to prime its decoder, without a copy per tick. The order list says which slots hold
+//! this tick's packets.
 
 use crate::ring::MAX_OPUS_PACKET;
 
-/// One packet waiting for the deadline.
-#[derive(Debug, Clone)]
-pub struct PacketSlot {
-    /// Index of the producing player's slot.
-    pub player: u32,
-    /// Bytes used in `data`.
-    pub len: usize,
-    /// The Opus packet.
-    pub data: [u8; MAX_OPUS_PACKET],
-}
-
-/// Preallocated slots for every player a worker can hold.
+/// Preallocated packet slots for every player a worker can hold.
 #[derive(Debug)]
 pub struct PacketBatch {
-    slots: Vec<PacketSlot>,
-    used: usize,
+    /// Zero-initialised, so the allocator hands out untouched pages: a slot's memory
+    /// becomes resident only once a player uses it.
+    data: Vec<[u8; MAX_OPUS_PACKET]>,
+    lens: Vec<u16>,
+    /// Player indexes with a packet this tick, in production order.
+    order: Vec<u32>,
 }
 
 impl PacketBatch {
-    /// A batch for up to `capacity` packets per tick.
+    /// A batch for players with indexes below `capacity`.
     pub fn new(capacity: usize) -> Self {
         PacketBatch {
-            slots: vec![
-                PacketSlot {
-                    player: 0,
-                    len: 0,
-                    data: [0; MAX_OPUS_PACKET]
-                };
-                capacity
-            ],
-            used: 0,
+            data: vec![[0; MAX_OPUS_PACKET]; capacity],
+            lens: vec![0; capacity],
+            order: Vec::with_capacity(capacity),
         }
     }
 
-    /// Empties the batch (keeps the memory).
+    /// Forgets this tick's packets (keeps the memory and the slots' contents).
     pub fn clear(&mut self) {
-        self.used = 0;
+        self.order.clear();
     }
 
-    /// The next free slot, claimed for `player`; `None` when full.
-    pub(crate) fn claim(&mut self, player: u32) -> Option<&mut PacketSlot> {
-        let slot = self.slots.get_mut(self.used)?;
-        slot.player = player;
-        slot.len = 0;
-        Some(slot)
+    /// The packet buffer of `player`, holding its last packet until overwritten;
+    /// `None` beyond the capacity.
+    pub(crate) fn slot(&mut self, player: u32) -> Option<&mut [u8; MAX_OPUS_PACKET]> {
+        self.data.get_mut(player as usize)
     }
 
-    /// Keeps the slot last claimed (its packet was produced).
-    pub(crate) fn commit(&mut self) {
-        self.used += 1;
+    /// Marks `player`'s slot as holding this tick's packet of `len` bytes. A player
+    /// commits at most once per tick, so the order list never outgrows the capacity it
+    /// was made with.
+    pub(crate) fn commit(&mut self, player: u32, len: usize) {
+        let Some(l) = self.lens.get_mut(player as usize) else {
+            return;
+        };
+        *l = len.min(MAX_OPUS_PACKET) as u16;
+        if self.order.len() < self.order.capacity() {
+            self.order.push(player);
+        }
     }
 
-    /// The produced packets.
-    pub fn packets(&self) -> &[PacketSlot] {
-        &self.slots[..self.used]
+    /// Indexes of the players with a packet this tick, in production order.
+    pub fn order(&self) -> &[u32] {
+        &self.order
+    }
+
+    /// The packet `player` produced (meaningful for the players in [`Self::order`]).
+    pub fn packet(&self, player: u32) -> &[u8] {
+        let i = player as usize;
+        match (self.data.get(i), self.lens.get(i)) {
+            (Some(d), Some(&l)) => &d[..l as usize],
+            _ => &[],
+        }
+    }
+
+    /// This tick's packets with their players' indexes, in production order.
+    pub fn packets(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+        self.order.iter().map(|&i| (i, self.packet(i)))
     }
 
     /// Number of produced packets.
     pub fn len(&self) -> usize {
-        self.used
+        self.order.len()
     }
 
     /// Whether nothing was produced.
     pub fn is_empty(&self) -> bool {
-        self.used == 0
+        self.order.is_empty()
     }
 }

@@ -30,6 +30,7 @@ pub mod message;
 pub mod opus;
 pub mod output;
 pub mod pool;
+pub mod prefetch;
 pub mod ring;
 pub mod runner;
 pub mod shared;

@@ -6,6 +6,28 @@ use audiopus::{Application, Channels, MutSignals, SampleRate};
 
 use crate::codec::{CodecError, FrameDecoder, FrameEncoder};
 
+/// Samples per channel at 48 kHz in an Opus packet, from its TOC byte and frame count
+/// (RFC 6716 §3.1–3.2); `None` when the packet is too short to say. Pure header
+/// arithmetic: the decode threads call it for every passthrough packet.
+pub fn packet_samples(packet: &[u8]) -> Option<usize> {
+    let toc = *packet.first()?;
+    let config = usize::from(toc >> 3);
+    let per_frame = match config {
+        // SILK-only: 10, 20, 40, 60 ms.
+        0..=11 => [480, 960, 1920, 2880][config % 4],
+        // Hybrid: 10, 20 ms.
+        12..=15 => [480, 960][config % 2],
+        // CELT-only: 2.5, 5, 10, 20 ms.
+        _ => [120, 240, 480, 960][config % 4],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => usize::from(*packet.get(1)? & 0x3F),
+    };
+    Some(per_frame * frames)
+}
+
 /// Opus encoder configured as lavaplayer configures its own: 48 kHz stereo,
 /// `application = audio`, complexity = `opusEncodingQuality`, default bitrate.
 pub struct OpusEncoder {
@@ -67,6 +89,38 @@ impl FrameDecoder for OpusDecoder {
 mod tests {
     use super::*;
     use crate::audio::{FRAME_SAMPLES, FRAME_SAMPLES_INTERLEAVED, SAMPLE_RATE};
+
+    #[test]
+    fn packet_samples_agrees_with_libopus() {
+        let mut packets: Vec<Vec<u8>> = Vec::new();
+        for toc in 0..=255u8 {
+            for second in [0u8, 1, 3, 0x3F, 0x83] {
+                packets.push(vec![toc, second, 0, 0]);
+            }
+        }
+        for p in packets {
+            let ours = packet_samples(&p);
+            let theirs = audiopus::packet::nb_samples(
+                Packet::try_from(&p[..]).unwrap(),
+                SampleRate::Hz48000,
+            )
+            .ok();
+            if let Some(n) = theirs {
+                assert_eq!(ours, Some(n), "packet {p:?}");
+            }
+        }
+        assert_eq!(packet_samples(&[]), None);
+        assert_eq!(
+            packet_samples(&[0x03]),
+            None,
+            "code 3 needs its frame-count byte"
+        );
+        assert_eq!(
+            packet_samples(&[0xF8, 0xFF, 0xFE]),
+            Some(960),
+            "Discord's silence"
+        );
+    }
 
     #[test]
     fn a_sine_survives_encode_and_decode() {

@@ -46,16 +46,20 @@ impl PlayerShared {
         );
     }
 
-    /// Engine side: one more frame went out.
-    pub(crate) fn add_sent(&self) {
-        // Single writer (the owning tick thread): a plain increment of the low bits.
-        self.sent.fetch_add(1, Ordering::Release);
-        self.total_sent.fetch_add(1, Ordering::Relaxed);
+    /// Engine side: publishes the frames sent so far in `epoch` and in total. The
+    /// owning tick thread is the only writer and keeps the counts itself, so this is
+    /// two plain stores: a `fetch_add` would stall the tick on a cold line.
+    pub(crate) fn publish_sent(&self, epoch: u32, in_epoch: u64, total: u64) {
+        self.sent.store(
+            (u64::from(epoch & 0xFF_FFFF) << EPOCH_SHIFT) | (in_epoch & FRAMES_MASK),
+            Ordering::Release,
+        );
+        self.total_sent.store(total, Ordering::Relaxed);
     }
 
-    /// Engine side: a frame was due but nothing was ready.
-    pub(crate) fn add_nulled(&self) {
-        self.nulled.fetch_add(1, Ordering::Relaxed);
+    /// Engine side: publishes the frames nulled so far (kept by the tick thread).
+    pub(crate) fn publish_nulled(&self, nulled: u64) {
+        self.nulled.store(nulled, Ordering::Relaxed);
     }
 }
 
@@ -67,8 +71,7 @@ mod tests {
     fn counts_belong_to_their_epoch() {
         let s = PlayerShared::default();
         s.start_epoch(1);
-        s.add_sent();
-        s.add_sent();
+        s.publish_sent(1, 2, 2);
         assert_eq!(s.frames_sent_in(1), 2);
         assert_eq!(
             s.frames_sent_in(2),
@@ -76,7 +79,8 @@ mod tests {
             "a reader that already seeked sees no stale frames"
         );
         s.start_epoch(2);
-        s.add_sent();
+        assert_eq!(s.frames_sent_in(2), 0);
+        s.publish_sent(2, 1, 3);
         assert_eq!((s.frames_sent_in(1), s.frames_sent_in(2)), (0, 1));
         assert_eq!(s.frames_sent_total(), 3);
     }

@@ -3,15 +3,18 @@
 //! and buffers, so tests drive them with a manual clock and the benchmark calls them
 //! in a loop. See the crate docs for the tick order.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rtrb::{Consumer, Producer};
 
 use crate::audio::FRAME_SAMPLES_INTERLEAVED;
-use crate::batch::{PacketBatch, PacketSlot};
+use crate::batch::PacketBatch;
 use crate::message::{ControlToEngine, EngineToControl, NewPlayer, PlayerKey, Retired, TrackEnd};
-use crate::output::SendOutcome;
+use crate::output::{DatagramBuf, PacketOutput, SendOutcome};
+use crate::prefetch::prefetch_ref;
 use crate::ring::{FrameReader, RecordKind, MAX_OPUS_PACKET, PCM_FRAME_BYTES};
+use crate::shared::PlayerShared;
 use crate::volume::{self, Volume};
 
 /// Stale records a player may skip in one tick after a seek; the rest wait for the
@@ -19,17 +22,29 @@ use crate::volume::{self, Volume};
 const MAX_SKIPS_PER_TICK: usize = 64;
 
 /// A player as the tick thread holds it.
+///
+/// Small on purpose (the packet it produces lives in its batch slot, not here): the
+/// tick walks every slot twice per tick, and thousands of players must cost a few
+/// sequential cache lines each, not a kilobyte.
 struct Player {
-    parts: Box<NewPlayer>,
+    /// Taken out of `parts` while installed (one pointer hop less per packet) and put
+    /// back when the player retires.
+    output: Option<Box<dyn PacketOutput>>,
+    shared: Arc<PlayerShared>,
     frames: Option<FrameReader>,
+    parts: Box<NewPlayer>,
+    /// This thread's counts behind `shared`, published by plain stores.
+    sent_in_epoch: u64,
+    sent_total: u64,
+    nulled: u64,
     epoch: u32,
     ended: bool,
     paused: bool,
     volume: Volume,
     empty_ticks: u32,
     stuck_reported: bool,
-    /// The previous passthrough packet, to prime the decoder when processing starts.
-    last_packet: [u8; MAX_OPUS_PACKET],
+    /// Length of the passthrough packet left in this player's batch slot (0 when the
+    /// slot holds anything else), to prime the decoder when processing starts.
     last_len: usize,
     decoding: bool,
     /// A filter chain is active: Opus is decoded and re-encoded even at unity volume.
@@ -63,7 +78,13 @@ pub struct WorkerCounters {
 struct Scratch {
     record: Box<[u8]>,
     pcm: Box<[i16]>,
+    datagram: Box<DatagramBuf>,
 }
+
+/// How many players ahead of the current one the send loop starts loading the
+/// output's state; the player slot itself is loaded twice as far ahead, since the
+/// output's address is read from it.
+const PREFETCH_AHEAD: usize = 2;
 
 /// One tick thread's state.
 pub struct Worker {
@@ -107,6 +128,7 @@ impl Worker {
             scratch: Scratch {
                 record: vec![0u8; PCM_FRAME_BYTES].into_boxed_slice(),
                 pcm: vec![0i16; FRAME_SAMPLES_INTERLEAVED].into_boxed_slice(),
+                datagram: DatagramBuf::new(),
             },
             counters: WorkerCounters::default(),
             tick_players: 0,
@@ -130,7 +152,7 @@ impl Worker {
     }
 
     /// Steps 1–4 of the tick: drain and apply commands, retire, produce one packet per
-    /// playing player into `batch` (timing each player with `now_fn`).
+    /// playing player into `batch`, timing the production with `now_fn`.
     pub fn produce(&mut self, batch: &mut PacketBatch, now_fn: &dyn Fn() -> Instant) {
         batch.clear();
         self.flush_overflow();
@@ -138,8 +160,19 @@ impl Worker {
             self.apply(cmd);
         }
         self.tick_players = 0;
-        self.tick_cost_ns = 0;
+        let start = now_fn();
         for index in 0..self.slots.len() {
+            if let Some(ahead) = self.slots.get(index + 2 * PREFETCH_AHEAD) {
+                prefetch_ref(ahead, std::mem::size_of::<Slot>());
+            }
+            if let Some(frames) = self
+                .slots
+                .get(index + PREFETCH_AHEAD)
+                .and_then(|s| s.player.as_ref())
+                .and_then(|p| p.frames.as_ref())
+            {
+                frames.prefetch();
+            }
             let slot = &mut self.slots[index];
             let key = PlayerKey {
                 index: index as u32,
@@ -148,37 +181,59 @@ impl Worker {
             let Some(player) = slot.player.as_mut() else {
                 continue;
             };
-            let start = now_fn();
             let event = produce_one(player, key, batch, &mut self.scratch, &mut self.counters);
-            self.tick_cost_ns += now_fn().saturating_duration_since(start).as_nanos() as u64;
             self.tick_players += 1;
             if let Some(e) = event {
                 self.emit(e);
             }
         }
+        self.tick_cost_ns = now_fn().saturating_duration_since(start).as_nanos() as u64;
     }
 
     /// Steps 5–6: hands every produced packet to its player's output, lets every other
     /// output know it was idle this tick ([`PacketOutput::tick_idle`]), and publishes
     /// the counters of what actually left.
-    ///
-    /// [`PacketOutput::tick_idle`]: crate::output::PacketOutput::tick_idle
     pub fn send(&mut self, batch: &PacketBatch) {
-        for packet in batch.packets() {
+        let order = batch.order();
+        for (n, &index) in order.iter().enumerate() {
+            if let Some(&ahead) = order.get(n + 2 * PREFETCH_AHEAD) {
+                if let Some(slot) = self.slots.get(ahead as usize) {
+                    prefetch_ref(slot, std::mem::size_of::<Slot>());
+                }
+            }
+            if let Some(&next) = order.get(n + PREFETCH_AHEAD) {
+                if let Some(p) = self
+                    .slots
+                    .get(next as usize)
+                    .and_then(|s| s.player.as_ref())
+                {
+                    if let Some(output) = p.output.as_deref() {
+                        output.prefetch();
+                    }
+                    prefetch_ref(&*p.shared, std::mem::size_of::<PlayerShared>());
+                    prefetch_ref(batch.packet(next), batch.packet(next).len());
+                }
+            }
             let Some(player) = self
                 .slots
-                .get_mut(packet.player as usize)
+                .get_mut(index as usize)
                 .and_then(|s| s.player.as_mut())
             else {
                 continue;
             };
-            let Some(output) = player.parts.output.as_mut() else {
+            let Some(output) = player.output.as_mut() else {
                 continue;
             };
             player.sent_this_tick = true;
-            match output.send(&packet.data[..packet.len]) {
+            match output.send(batch.packet(index), &mut self.scratch.datagram) {
                 SendOutcome::Sent => {
-                    player.parts.shared.add_sent();
+                    player.sent_in_epoch += 1;
+                    player.sent_total += 1;
+                    player.shared.publish_sent(
+                        player.epoch,
+                        player.sent_in_epoch,
+                        player.sent_total,
+                    );
                     self.counters.sent += 1;
                 }
                 SendOutcome::WouldBlock => self.counters.would_block += 1,
@@ -189,8 +244,8 @@ impl Worker {
             if std::mem::take(&mut player.sent_this_tick) {
                 continue;
             }
-            if let Some(output) = player.parts.output.as_mut() {
-                output.tick_idle();
+            if let Some(output) = player.output.as_mut() {
+                output.tick_idle(&mut self.scratch.datagram);
             }
         }
     }
@@ -237,7 +292,7 @@ impl Worker {
                 p.stuck_reported = false;
                 p.decoding = false;
                 p.last_len = 0;
-                p.parts.shared.start_epoch(epoch);
+                p.start_epoch(epoch);
                 if let Some(old) = old {
                     self.emit(EngineToControl::Retired(Retired::Frames(old)));
                 }
@@ -245,7 +300,7 @@ impl Worker {
             ControlToEngine::Stop(key) => {
                 let Some(p) = self.slot_mut(key) else { return };
                 let old = p.frames.take();
-                if let Some(o) = p.parts.output.as_mut() {
+                if let Some(o) = p.output.as_mut() {
                     o.audio_stopped();
                 }
                 if let Some(old) = old {
@@ -259,13 +314,13 @@ impl Worker {
                     p.empty_ticks = 0;
                     p.decoding = false;
                     p.last_len = 0;
-                    p.parts.shared.start_epoch(epoch);
+                    p.start_epoch(epoch);
                 }
             }
             ControlToEngine::Pause { key, paused } => {
                 if let Some(p) = self.slot_mut(key) {
                     if paused && !p.paused {
-                        if let Some(o) = p.parts.output.as_mut() {
+                        if let Some(o) = p.output.as_mut() {
                             o.audio_stopped();
                         }
                     }
@@ -285,7 +340,7 @@ impl Worker {
             }
             ControlToEngine::SetOutput { key, output } => {
                 let old = match self.slot_mut(key) {
-                    Some(p) => std::mem::replace(&mut p.parts.output, output),
+                    Some(p) => std::mem::replace(&mut p.output, output),
                     None => output,
                 };
                 if let Some(old) = old {
@@ -293,7 +348,7 @@ impl Worker {
                 }
             }
             ControlToEngine::SetSenderKey { key, sender } => {
-                if let Some(output) = self.slot_mut(key).and_then(|p| p.parts.output.as_mut()) {
+                if let Some(output) = self.slot_mut(key).and_then(|p| p.output.as_mut()) {
                     output.set_sender_key(sender);
                 }
             }
@@ -304,6 +359,7 @@ impl Worker {
         if let Some(frames) = player.frames.take() {
             self.emit(EngineToControl::Retired(Retired::Frames(frames)));
         }
+        player.parts.output = player.output.take();
         self.emit(EngineToControl::Retired(Retired::Player(player.parts)));
     }
 
@@ -341,8 +397,14 @@ impl Worker {
 }
 
 impl Player {
-    fn new(parts: Box<NewPlayer>) -> Self {
+    fn new(mut parts: Box<NewPlayer>) -> Self {
+        let shared = Arc::clone(&parts.shared);
         Player {
+            output: parts.output.take(),
+            sent_in_epoch: 0,
+            sent_total: shared.frames_sent_total(),
+            nulled: shared.frames_nulled(),
+            shared,
             parts,
             frames: None,
             epoch: 0,
@@ -351,12 +413,17 @@ impl Player {
             volume: Volume::default(),
             empty_ticks: 0,
             stuck_reported: false,
-            last_packet: [0; MAX_OPUS_PACKET],
             last_len: 0,
             decoding: false,
             process: false,
             sent_this_tick: false,
         }
+    }
+
+    /// A new epoch (a track or a seek) starts counting sent frames from zero.
+    fn start_epoch(&mut self, epoch: u32) {
+        self.sent_in_epoch = 0;
+        self.shared.start_epoch(epoch);
     }
 }
 
@@ -369,9 +436,10 @@ fn produce_one(
     scratch: &mut Scratch,
     counters: &mut WorkerCounters,
 ) -> Option<EngineToControl> {
-    if p.paused || p.ended || p.parts.output.is_none() {
+    if p.paused || p.ended || p.output.is_none() {
         return None;
     }
+    let slot = batch.slot(key.index)?;
     let frames = p.frames.as_mut()?;
     for _ in 0..MAX_SKIPS_PER_TICK {
         let Some(rec) = frames.read(&mut scratch.record) else {
@@ -381,13 +449,12 @@ fn produce_one(
             continue;
         }
         p.empty_ticks = 0;
-        let slot = batch.claim(key.index)?;
         let produced = match rec.kind {
             RecordKind::Opus => opus_frame(p, &scratch.record[..rec.len], &mut scratch.pcm, slot),
             RecordKind::Pcm => pcm_frame(p, &scratch.record[..rec.len], &mut scratch.pcm, slot),
             RecordKind::End | RecordKind::Failed => {
                 p.ended = true;
-                if let Some(o) = p.parts.output.as_mut() {
+                if let Some(o) = p.output.as_mut() {
                     o.audio_stopped();
                 }
                 let end = match rec.kind {
@@ -401,14 +468,15 @@ fn produce_one(
                 });
             }
         };
-        if produced {
+        if let Some(len) = produced {
             p.volume.advance();
-            batch.commit();
+            batch.commit(key.index, len);
         }
         return None;
     }
     counters.nulled += 1;
-    p.parts.shared.add_nulled();
+    p.nulled += 1;
+    p.shared.publish_nulled(p.nulled);
     p.empty_ticks = p.empty_ticks.saturating_add(1);
     if p.empty_ticks >= p.parts.stuck_after_ticks && !p.stuck_reported {
         p.stuck_reported = true;
@@ -429,43 +497,51 @@ fn code_of(payload: &[u8]) -> u32 {
 }
 
 /// An Opus packet: passed through at unity volume, else decoded, scaled, re-encoded.
-fn opus_frame(p: &mut Player, packet: &[u8], pcm: &mut [i16], slot: &mut PacketSlot) -> bool {
+/// Returns the length of the packet left in `slot`.
+fn opus_frame(
+    p: &mut Player,
+    packet: &[u8],
+    pcm: &mut [i16],
+    slot: &mut [u8; MAX_OPUS_PACKET],
+) -> Option<usize> {
+    if packet.len() > MAX_OPUS_PACKET {
+        return None;
+    }
     if p.volume.is_unity() && !p.process {
-        slot.data[..packet.len()].copy_from_slice(packet);
-        slot.len = packet.len();
-        p.last_packet[..packet.len()].copy_from_slice(packet);
+        slot[..packet.len()].copy_from_slice(packet);
         p.last_len = packet.len();
         p.decoding = false;
-        return true;
+        return Some(packet.len());
     }
     if !p.decoding && p.last_len > 0 {
-        // Prime the decoder with the packet heard last, so its state continues
-        // smoothly instead of starting from silence mid-track.
-        let _ = p.parts.decoder.decode(&p.last_packet[..p.last_len], pcm);
+        // Prime the decoder with the packet heard last (still in the slot), so its
+        // state continues smoothly instead of starting from silence mid-track.
+        let _ = p.parts.decoder.decode(&slot[..p.last_len], pcm);
     }
+    p.last_len = 0;
     p.decoding = true;
     if p.parts.decoder.decode(packet, pcm).is_err() {
-        return false;
+        return None;
     }
     volume::apply(pcm, p.volume.current());
     encode(p, pcm, slot)
 }
 
 /// A PCM frame: scaled and encoded.
-fn pcm_frame(p: &mut Player, bytes: &[u8], pcm: &mut [i16], slot: &mut PacketSlot) -> bool {
+fn pcm_frame(
+    p: &mut Player,
+    bytes: &[u8],
+    pcm: &mut [i16],
+    slot: &mut [u8; MAX_OPUS_PACKET],
+) -> Option<usize> {
     for (s, b) in pcm.iter_mut().zip(bytes.chunks_exact(2)) {
         *s = i16::from_ne_bytes([b[0], b[1]]);
     }
+    p.last_len = 0;
     volume::apply(pcm, p.volume.current());
     encode(p, pcm, slot)
 }
 
-fn encode(p: &mut Player, pcm: &[i16], slot: &mut PacketSlot) -> bool {
-    match p.parts.encoder.encode(pcm, &mut slot.data) {
-        Ok(n) => {
-            slot.len = n;
-            true
-        }
-        Err(_) => false,
-    }
+fn encode(p: &mut Player, pcm: &[i16], slot: &mut [u8; MAX_OPUS_PACKET]) -> Option<usize> {
+    p.parts.encoder.encode(pcm, slot).ok()
 }

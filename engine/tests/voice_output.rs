@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quaver_engine::message::{ControlToEngine, NewPlayer, PlayerKey};
-use quaver_engine::output::{PacketOutput, SendOutcome};
+use quaver_engine::output::{DatagramBuf, PacketOutput, SendOutcome};
 use quaver_engine::transport::voice_output::{KEEPALIVE_TICKS, OPUS_SILENCE};
 use quaver_engine::transport::{EncryptionMode, RtpState, TransportCipher, VoiceOutput};
 use support::*;
@@ -79,17 +79,22 @@ fn audio_then_five_silence_frames_in_both_modes() {
         // Start near every wrap point so the stream crosses them.
         let start = RtpState::with_values(SSRC, u16::MAX - 3, u32::MAX - 960 * 2, u32::MAX - 6);
         let mut out = VoiceOutput::new(tx, TransportCipher::new(mode, KEY), start).unwrap();
+        let mut buf = DatagramBuf::new();
         let speaking = out.speaking();
         let stats = out.stats();
         assert!(!speaking.load(Ordering::Acquire));
 
         for i in 0..10u8 {
-            assert_eq!(out.send(&opus_like(i)), SendOutcome::Sent, "{mode}");
+            assert_eq!(
+                out.send(&opus_like(i), &mut buf),
+                SendOutcome::Sent,
+                "{mode}"
+            );
             assert!(speaking.load(Ordering::Acquire));
         }
         out.audio_stopped();
         for i in 0..10 {
-            out.tick_idle();
+            out.tick_idle(&mut buf);
             assert_eq!(
                 speaking.load(Ordering::Acquire),
                 i < 4,
@@ -139,19 +144,20 @@ fn audio_cancels_pending_silence_and_a_second_stop_is_silent() {
     let mode = EncryptionMode::Aes256GcmRtpsize;
     let mut out =
         VoiceOutput::new(tx, TransportCipher::new(mode, KEY), RtpState::new(SSRC)).unwrap();
-    out.send(&opus_like(1));
+    let mut buf = DatagramBuf::new();
+    out.send(&opus_like(1), &mut buf);
     out.audio_stopped();
-    out.tick_idle();
-    out.tick_idle();
-    out.send(&opus_like(2)); // resumes: the three pending silence frames are dropped
-    out.tick_idle(); // an underrun tick: no stop, so no silence
+    out.tick_idle(&mut buf);
+    out.tick_idle(&mut buf);
+    out.send(&opus_like(2), &mut buf); // resumes: the three pending silence frames are dropped
+    out.tick_idle(&mut buf); // an underrun tick: no stop, so no silence
     out.audio_stopped();
     for _ in 0..6 {
-        out.tick_idle();
+        out.tick_idle(&mut buf);
     }
     out.audio_stopped(); // already silent: nothing more to say
     for _ in 0..6 {
-        out.tick_idle();
+        out.tick_idle(&mut buf);
     }
     let receiver = TransportCipher::new(mode, KEY);
     let payloads: Vec<Vec<u8>> = receive_all(&rx)
@@ -171,12 +177,13 @@ fn keepalive_every_250_ticks_counting_both_kinds() {
     let mode = EncryptionMode::XChaCha20Poly1305Rtpsize;
     let mut out =
         VoiceOutput::new(tx, TransportCipher::new(mode, KEY), RtpState::new(SSRC)).unwrap();
+    let mut buf = DatagramBuf::new();
     assert_eq!(KEEPALIVE_TICKS, 250);
     for t in 0..2 * KEEPALIVE_TICKS {
         if t % 2 == 0 {
-            out.send(&opus_like(t as u8));
+            out.send(&opus_like(t as u8), &mut buf);
         } else {
-            out.tick_idle();
+            out.tick_idle(&mut buf);
         }
     }
     let keepalives: Vec<Vec<u8>> = receive_all(&rx)
@@ -200,17 +207,18 @@ fn a_vanished_receiver_is_counted_never_fatal() {
         RtpState::new(SSRC),
     )
     .unwrap();
+    let mut buf = DatagramBuf::new();
     let started = Instant::now();
     let mut failed = 0;
     for i in 0..100u8 {
-        if out.send(&opus_like(i)) != SendOutcome::Sent {
+        if out.send(&opus_like(i), &mut buf) != SendOutcome::Sent {
             failed += 1;
         }
-        out.tick_idle();
+        out.tick_idle(&mut buf);
     }
     out.audio_stopped();
     for _ in 0..300 {
-        out.tick_idle();
+        out.tick_idle(&mut buf);
     }
     assert!(started.elapsed() < Duration::from_secs(1), "a send blocked");
     let stats = out.stats();
@@ -231,8 +239,9 @@ fn oversized_packets_fail_without_sending() {
         RtpState::new(SSRC),
     )
     .unwrap();
-    assert_eq!(out.send(&[0u8; 1276]), SendOutcome::Failed);
-    assert_eq!(out.send(&[0u8; 1275]), SendOutcome::Sent);
+    let mut buf = DatagramBuf::new();
+    assert_eq!(out.send(&[0u8; 1276], &mut buf), SendOutcome::Failed);
+    assert_eq!(out.send(&[0u8; 1275], &mut buf), SendOutcome::Sent);
     let got = receive_all(&rx);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].len(), 12 + 1275 + 20);
@@ -296,16 +305,17 @@ fn dave_frames_inside_the_transport_seal() {
     let mode = EncryptionMode::Aes256GcmRtpsize;
     let mut out =
         VoiceOutput::new(tx, TransportCipher::new(mode, KEY), RtpState::new(SSRC)).unwrap();
+    let mut buf = DatagramBuf::new();
     let stats = out.stats();
     out.set_sender_key(Some(SenderKey([3; 16])));
     assert!(out.dave_active());
-    out.send(&opus_like(1));
-    out.send(&OPUS_SILENCE);
-    out.send(&opus_like(2));
+    out.send(&opus_like(1), &mut buf);
+    out.send(&OPUS_SILENCE, &mut buf);
+    out.send(&opus_like(2), &mut buf);
     out.set_sender_key(None);
-    out.send(&opus_like(3));
+    out.send(&opus_like(3), &mut buf);
     out.set_sender_key(Some(SenderKey([3; 16])));
-    out.send(&opus_like(4));
+    out.send(&opus_like(4), &mut buf);
 
     let receiver = TransportCipher::new(mode, KEY);
     let payloads: Vec<Vec<u8>> = receive_all(&rx)

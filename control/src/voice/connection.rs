@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::close::CloseAction;
 use super::dave::DaveStatus;
 use super::gateway::{GatewayEvent, Transmit, VoiceGateway, VoiceInfo};
+use super::speaking::{SpeakingWatch, Watched};
 use crate::media::{DaveState, VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
 
 /// Reconnection attempts (resume or identify) before giving up and reporting.
@@ -25,8 +26,6 @@ const MAX_ATTEMPTS: u32 = 5;
 /// UDP discovery: tries, each waiting this long for the answer.
 const DISCOVERY_TRIES: u32 = 10;
 const DISCOVERY_WAIT: Duration = Duration::from_secs(1);
-/// How often the driver checks whether the engine started or stopped speaking.
-const SPEAKING_POLL: Duration = Duration::from_millis(20);
 
 /// What the engine needs to send a connection's audio.
 #[derive(Debug)]
@@ -56,6 +55,8 @@ pub struct DiscordVoice {
     pub dave_version: u8,
     /// Builds the engine transport.
     pub transport: TransportFactory,
+    /// Wakes a connection when its output starts or stops speaking.
+    pub speaking: SpeakingWatch,
 }
 
 impl std::fmt::Debug for DiscordVoice {
@@ -153,7 +154,7 @@ struct Conn {
     guild: crate::ids::GuildId,
     gateway: VoiceGateway,
     udp: Option<UdpSocket>,
-    speaking: Option<Arc<AtomicBool>>,
+    speaking: Option<Arc<Watched>>,
     announced: bool,
     /// A ready output waiting for its Speaking op to be sent.
     unattached: Option<Box<dyn PacketOutput>>,
@@ -259,7 +260,6 @@ async fn drive(
     link: &VoiceLink,
     status: &Status,
 ) -> Ended {
-    let mut speaking_poll = tokio::time::interval(SPEAKING_POLL);
     loop {
         if let Err(e) = flush(&mut ws, &mut conn.gateway).await {
             return Ended {
@@ -298,6 +298,13 @@ async fn drive(
                 .store(ping.as_millis() as i64, Ordering::Relaxed);
         }
         let deadline = conn.gateway.poll_timeout().map(Instant::from_std);
+        let watched = conn.speaking.clone();
+        let speaking_changed = async {
+            match &watched {
+                Some(w) => w.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(t))) => conn.gateway.handle_text(std::time::Instant::now(), &t),
@@ -313,8 +320,8 @@ async fn drive(
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
                 conn.gateway.handle_timeout(std::time::Instant::now());
             }
-            _ = speaking_poll.tick(), if conn.speaking.is_some() => {
-                let now = conn.speaking.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+            () = speaking_changed => {
+                let now = conn.speaking.as_ref().is_some_and(|s| s.speaking());
                 if now != conn.announced {
                     conn.announced = now;
                     conn.gateway.speaking(u8::from(now));
@@ -373,7 +380,7 @@ async fn on_event(
                     // goes to the engine only after this op is on the wire.
                     conn.gateway.speaking(1);
                     conn.announced = true;
-                    conn.speaking = Some(speaking);
+                    conn.speaking = Some(voice.speaking.watch(speaking));
                     conn.unattached = Some(output);
                     None
                 }

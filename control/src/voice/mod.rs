@@ -5,6 +5,7 @@ pub mod close;
 pub mod connection;
 pub mod dave;
 pub mod gateway;
+pub mod speaking;
 
 #[cfg(test)]
 mod dave_tests;

@@ -109,6 +109,12 @@ pub struct Job {
     staged: VecDeque<Pending>,
     done: bool,
     sample_buf: Option<SampleBuffer<f32>>,
+    /// Filling the ring until it is full; once full, the job rests until a quarter of
+    /// the ring is free again (`refill_at` bytes). A job that topped its ring up by one
+    /// packet per visit paid the cold-cache cost of its demuxer state on every packet:
+    /// with thousands of players that was most of a decode thread's time.
+    refilling: bool,
+    refill_at: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -192,6 +198,8 @@ impl Job {
             staged: VecDeque::new(),
             done: false,
             sample_buf: None,
+            refilling: true,
+            refill_at: capacity / 4,
         };
         if spec.start_ms > 0 {
             job.seek(spec.start_ms, spec.epoch);
@@ -223,6 +231,7 @@ impl Job {
 
     fn seek(&mut self, position_ms: u64, epoch: u32) {
         self.epoch = epoch;
+        self.refilling = true;
         self.staged.clear();
         self.framer.reset();
         self.done = false;
@@ -249,6 +258,21 @@ impl Job {
         if self.writer.is_abandoned() {
             return Pump::Finished;
         }
+        if !self.refilling {
+            if self.writer.free() < self.refill_at {
+                return Pump::Full;
+            }
+            self.refilling = true;
+        }
+        let pump = self.fill(budget, report);
+        if pump == Pump::Full {
+            self.refilling = false;
+        }
+        pump
+    }
+
+    /// Decodes until the ring is full or `budget` frames were staged; writes what fits.
+    fn fill(&mut self, budget: usize, report: &mut dyn FnMut(JobReport)) -> Pump {
         let mut produced = 0;
         loop {
             while let Some(p) = self.staged.front() {
@@ -318,18 +342,26 @@ impl Job {
         }
         if let Some(opus) = &mut self.opus {
             let data = packet.buf();
-            let samples = audiopus::packet::nb_samples(
-                audiopus::packet::Packet::try_from(data).map_err(|e| e.to_string())?,
-                audiopus::SampleRate::Hz48000,
-            )
-            .unwrap_or(0) as u64;
+            if data.is_empty() {
+                return Err("an empty Opus packet".into());
+            }
+            let samples = crate::opus::packet_samples(data).unwrap_or(0) as u64;
             if self.skip_frames >= samples && samples > 0 {
                 self.skip_frames -= samples;
                 return Ok(0);
             }
             if samples == FRAME_SAMPLES as u64 && self.skip_frames == 0 && self.framer.is_empty() {
                 // Passthrough only once no decoded samples wait, or audio would reorder.
-                self.staged.push_back(Pending::Opus(data.to_vec()));
+                // Straight into the ring when nothing is staged before it; staged (a
+                // copy) only when the ring is full.
+                if !self.staged.is_empty()
+                    || self
+                        .writer
+                        .write(RecordKind::Opus, self.epoch, data)
+                        .is_err()
+                {
+                    self.staged.push_back(Pending::Opus(data.to_vec()));
+                }
                 return Ok(1);
             }
             // Not a 20 ms packet (or mid-skip): decode it and frame the PCM instead.

@@ -4,15 +4,22 @@
 //! Each thread round-robins over its jobs, decoding a few frames for each whose ring
 //! has room, and sleeps briefly when every ring is full. A job's blocking reads
 //! (a slow HTTP server) delay only the other jobs of its thread, never a tick.
+//!
+//! A job whose ring is full rests: it is not visited again for [`REST`] (its ring holds
+//! seconds of audio, and it refills only once a quarter of the ring is free), unless a
+//! command for it arrives, which wakes it at once. Visiting thousands of resting jobs
+//! on every pass, each visit a few cache misses, had cost a decode thread more than
+//! the decoding itself.
 
 mod job;
 pub mod pcm;
 pub mod probe;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use job::{Job, JobCommand, JobReport, JobSpec, Opener, Pump};
 /// A byte source the decoder can read and (when seekable) seek.
@@ -22,41 +29,73 @@ pub use symphonia::core::io::MediaSource;
 const FRAMES_PER_TURN: usize = 8;
 /// Sleep when every ring is full or no job exists.
 const IDLE_SLEEP: Duration = Duration::from_millis(5);
+/// How long a job with a full ring rests before its ring is looked at again. A ring
+/// holds at least a few seconds and refills when a quarter is free, so even the
+/// largest Opus packets leave half a second before the refill is due.
+const REST: Duration = Duration::from_millis(100);
+
+/// A decode thread's inputs: new jobs (only the pool holds this sender, so the thread
+/// sees it disconnect when the pool stops), and the ids of jobs that were just sent a
+/// command (the job handles hold these senders), to visit at once even if resting.
+#[derive(Debug)]
+struct Lane {
+    jobs: Sender<NewJob>,
+    attention: Sender<u64>,
+}
 
 /// Callback receiving a job's reports, called on the decode thread.
 pub type ReportFn = Box<dyn FnMut(JobReport) + Send>;
 
 struct NewJob {
+    id: u64,
     spec: JobSpec,
     commands: Receiver<JobCommand>,
     report: ReportFn,
 }
 
 /// Controls one submitted job.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobHandle {
+    id: u64,
     commands: Sender<JobCommand>,
+    attention: Sender<u64>,
+}
+
+impl std::fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobHandle").field("id", &self.id).finish()
+    }
 }
 
 impl JobHandle {
     /// Seeks the job; `false` if it already ended.
     pub fn seek(&self, position_ms: u64, epoch: u32) -> bool {
-        self.commands
+        let sent = self
+            .commands
             .send(JobCommand::Seek { position_ms, epoch })
-            .is_ok()
+            .is_ok();
+        self.wake();
+        sent
     }
 
     /// Stops the job.
     pub fn stop(&self) {
         let _ = self.commands.send(JobCommand::Stop);
+        self.wake();
+    }
+
+    /// Sent after the command, so the visit it causes finds the command queued.
+    fn wake(&self) {
+        let _ = self.attention.send(self.id);
     }
 }
 
 /// The decode threads.
 #[derive(Debug)]
 pub struct DecodePool {
-    lanes: Vec<Sender<NewJob>>,
+    lanes: Vec<Lane>,
     next: AtomicUsize,
+    ids: AtomicU64,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -66,17 +105,19 @@ impl DecodePool {
         let mut lanes = Vec::new();
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
-            let (tx, rx) = mpsc::channel();
+            let (jobs, incoming) = mpsc::channel();
+            let (attention, woken) = mpsc::channel();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("quaver-decode-{i}"))
-                    .spawn(move || run(rx))?,
+                    .spawn(move || run(incoming, woken))?,
             );
-            lanes.push(tx);
+            lanes.push(Lane { jobs, attention });
         }
         Ok(DecodePool {
             lanes,
             next: AtomicUsize::new(0),
+            ids: AtomicU64::new(0),
             threads: handles,
         })
     }
@@ -85,15 +126,21 @@ impl DecodePool {
     pub fn submit(&self, spec: JobSpec, report: ReportFn) -> JobHandle {
         let (tx, rx) = mpsc::channel();
         let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let job = NewJob {
+            id,
             spec,
             commands: rx,
             report,
         };
-        if let Err(mpsc::SendError(mut job)) = self.lanes[lane].send(job) {
+        if let Err(mpsc::SendError(mut job)) = self.lanes[lane].jobs.send(job) {
             (job.report)(JobReport::LoadFailed("the decoder pool has stopped".into()));
         }
-        JobHandle { commands: tx }
+        JobHandle {
+            id,
+            commands: tx,
+            attention: self.lanes[lane].attention.clone(),
+        }
     }
 }
 
@@ -107,48 +154,108 @@ impl Drop for DecodePool {
 }
 
 struct Running {
+    id: u64,
     job: Job,
     commands: Receiver<JobCommand>,
     report: ReportFn,
 }
 
-fn run(incoming: Receiver<NewJob>) {
-    let mut jobs: Vec<Running> = Vec::new();
+/// A decode thread's jobs, with when each is next due in a compact array of its own,
+/// so that passing over a resting job touches no memory of that job.
+#[derive(Default)]
+struct Jobs {
+    jobs: Vec<Running>,
+    due: Vec<Instant>,
+    index: HashMap<u64, usize>,
+}
+
+impl Jobs {
+    fn push(&mut self, r: Running, now: Instant) {
+        self.index.insert(r.id, self.jobs.len());
+        self.jobs.push(r);
+        self.due.push(now);
+    }
+
+    fn wake(&mut self, id: u64, now: Instant) {
+        if let Some(&i) = self.index.get(&id) {
+            self.due[i] = now;
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        let gone = self.jobs.swap_remove(i);
+        self.due.swap_remove(i);
+        self.index.remove(&gone.id);
+        if let Some(moved) = self.jobs.get(i) {
+            self.index.insert(moved.id, i);
+        }
+    }
+}
+
+/// What one visit to a job found.
+enum Visit {
+    Busy,
+    Rest,
+    End,
+}
+
+fn visit(r: &mut Running) -> Visit {
+    loop {
+        match r.commands.try_recv() {
+            Ok(cmd) => {
+                if !r.job.command(cmd) {
+                    return Visit::End;
+                }
+            }
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => return Visit::End,
+        }
+    }
+    match r.job.pump(FRAMES_PER_TURN, &mut *r.report) {
+        Pump::Busy => Visit::Busy,
+        Pump::Full => Visit::Rest,
+        Pump::Finished => Visit::End,
+    }
+}
+
+fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>) {
+    let mut jobs = Jobs::default();
     loop {
         loop {
             match incoming.try_recv() {
                 Ok(new) => {
                     if let Some(r) = open(new) {
-                        jobs.push(r);
+                        jobs.push(r, Instant::now());
                     }
                 }
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) if jobs.is_empty() => return,
+                Err(TryRecvError::Disconnected) if jobs.jobs.is_empty() => return,
                 Err(TryRecvError::Disconnected) => break,
             }
         }
+        while let Ok(id) = attention.try_recv() {
+            jobs.wake(id, Instant::now());
+        }
+        let now = Instant::now();
         let mut busy = false;
-        jobs.retain_mut(|r| {
-            loop {
-                match r.commands.try_recv() {
-                    Ok(cmd) => {
-                        if !r.job.command(cmd) {
-                            return false;
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return false,
-                }
+        let mut i = 0;
+        while i < jobs.jobs.len() {
+            if jobs.due[i] > now {
+                i += 1;
+                continue;
             }
-            match r.job.pump(FRAMES_PER_TURN, &mut *r.report) {
-                Pump::Busy => {
+            match visit(&mut jobs.jobs[i]) {
+                Visit::Busy => {
                     busy = true;
-                    true
+                    i += 1;
                 }
-                Pump::Full => true,
-                Pump::Finished => false,
+                Visit::Rest => {
+                    jobs.due[i] = now + REST;
+                    i += 1;
+                }
+                Visit::End => jobs.remove(i),
             }
-        });
+        }
         if !busy {
             std::thread::sleep(IDLE_SLEEP);
         }
@@ -157,6 +264,7 @@ fn run(incoming: Receiver<NewJob>) {
 
 fn open(new: NewJob) -> Option<Running> {
     let NewJob {
+        id,
         spec,
         commands,
         mut report,
@@ -165,6 +273,7 @@ fn open(new: NewJob) -> Option<Running> {
         Ok((job, ready)) => {
             report(ready);
             Some(Running {
+                id,
                 job,
                 commands,
                 report,

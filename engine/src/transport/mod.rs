@@ -19,4 +19,4 @@ pub use crypto::{CryptoError, TransportCipher};
 pub use dave::{DaveEncryptor, SenderKey};
 pub use mode::EncryptionMode;
 pub use rtp::RtpState;
-pub use voice_output::{VoiceOutput, VoiceOutputStats};
+pub use voice_output::{VoiceOutput, VoiceOutputStats, MAX_PACKET};

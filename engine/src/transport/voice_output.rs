@@ -15,7 +15,9 @@ use super::crypto::{TransportCipher, SEAL_OVERHEAD};
 use super::dave::{DaveEncryptor, SenderKey, DAVE_OVERHEAD};
 use super::rtp::{RtpState, RTP_HEADER_LEN};
 use crate::audio::FRAMES_PER_SECOND;
-use crate::output::{PacketOutput, SendOutcome};
+use crate::output::{DatagramBuf, PacketOutput, SendOutcome};
+use crate::prefetch::prefetch_ref;
+
 use crate::ring::MAX_OPUS_PACKET;
 
 /// The Opus frame Discord expects as silence: a 20 ms CELT frame with no energy.
@@ -51,19 +53,35 @@ pub struct VoiceOutputStats {
     pub errors: AtomicU64,
 }
 
-impl VoiceOutputStats {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
+/// This thread's copies of the [`VoiceOutputStats`] counters. The engine is their
+/// only writer, so it counts here and publishes each new value with a plain store: a
+/// `fetch_add` on a cold shared line stalls the tick for the whole miss (a locked
+/// instruction waits for the line), a store retires at once and completes in the
+/// background.
+#[derive(Debug, Default)]
+struct Counts {
+    packets_sent: u64,
+    dave_packets_sent: u64,
+    silence_sent: u64,
+    keepalives_sent: u64,
+    would_block: u64,
+    errors: u64,
+}
+
+/// Counts one more in `local` and publishes it to `shared`.
+fn bump(local: &mut u64, shared: &AtomicU64) {
+    *local += 1;
+    shared.store(*local, Ordering::Relaxed);
 }
 
 /// A [`PacketOutput`] that speaks Discord's voice transport on one connected socket.
 ///
 /// The layout is fixed (`repr(C)`) so that everything a packet touches besides the
-/// cipher and the buffer sits in the first cache line: with thousands of players per
-/// tick thread each output is cold when its turn comes, and every extra line is a
-/// cache miss per packet (profiling showed the shared `speaking` flag behind its `Arc`
-/// and the scalars after the buffer as the hottest loads).
+/// ciphers sits in the first cache line, and the datagram is framed in the tick
+/// thread's shared [`DatagramBuf`], not in a buffer of each output's own: with
+/// thousands of players per tick thread each output is cold when its turn comes, and
+/// every extra line is a cache miss per packet. [`PacketOutput::prefetch`] loads the
+/// lines a packet will touch ahead of time.
 #[derive(Debug)]
 #[repr(C)]
 pub struct VoiceOutput {
@@ -80,11 +98,11 @@ pub struct VoiceOutput {
     socket: mio::net::UdpSocket,
     stats: Arc<VoiceOutputStats>,
     speaking: Arc<AtomicBool>,
+    counts: Counts,
     cipher: TransportCipher,
     /// DAVE media encryption; kept when DAVE is switched off, so that installing the
     /// same secret again continues its nonce sequence instead of reusing nonces.
     dave: Option<DaveEncryptor>,
-    buf: [u8; MAX_PACKET],
 }
 
 impl VoiceOutput {
@@ -104,7 +122,7 @@ impl VoiceOutput {
             dave: None,
             dave_on: false,
             speaking_now: false,
-            buf: [0; MAX_PACKET],
+            counts: Counts::default(),
             stats: Arc::default(),
             speaking: Arc::default(),
             silence_left: 0,
@@ -134,84 +152,93 @@ impl VoiceOutput {
         self.dave_on
     }
 
-    /// DAVE-encrypts (when a key is installed) and seals `payload` as the next RTP
-    /// packet, then sends it.
-    fn send_rtp(&mut self, payload: &[u8]) -> SendOutcome {
+    /// DAVE-encrypts (when a key is installed) and seals `payload` in `buf` as the
+    /// next RTP packet, then sends it.
+    fn send_rtp(&mut self, payload: &[u8], buf: &mut DatagramBuf) -> SendOutcome {
         if payload.len() > MAX_OPUS_PACKET {
-            VoiceOutputStats::bump(&self.stats.errors);
+            bump(&mut self.counts.errors, &self.stats.errors);
             return SendOutcome::Failed;
         }
-        self.buf[..RTP_HEADER_LEN].copy_from_slice(&self.rtp.header());
-        self.buf[RTP_HEADER_LEN..][..payload.len()].copy_from_slice(payload);
+        let buf = &mut buf.0;
+        buf[..RTP_HEADER_LEN].copy_from_slice(&self.rtp.header());
+        buf[RTP_HEADER_LEN..][..payload.len()].copy_from_slice(payload);
         let framed = match &mut self.dave {
             Some(dave) if self.dave_on => {
-                dave.encrypt_in_place(&mut self.buf[RTP_HEADER_LEN..], payload.len())
+                dave.encrypt_in_place(&mut buf[RTP_HEADER_LEN..], payload.len())
             }
             _ => Ok(payload.len()),
         };
         let sealed = framed.map_err(|_| ()).and_then(|len| {
             self.cipher
-                .seal_in_place(&mut self.buf, len, self.rtp.nonce)
+                .seal_in_place(buf, len, self.rtp.nonce)
                 .map_err(|_| ())
         });
         // Sent or not, these counters are used up: a dropped packet reads as loss to the
         // receiver, and a nonce is never reused.
         self.rtp.advance();
         match sealed {
-            Ok(len) => self.send_datagram(len),
+            Ok(len) => self.send_datagram(&buf[..len]),
             Err(()) => {
-                VoiceOutputStats::bump(&self.stats.errors);
+                bump(&mut self.counts.errors, &self.stats.errors);
                 SendOutcome::Failed
             }
         }
     }
 
-    /// Sends `buf[..len]` without blocking, counting drops.
-    fn send_datagram(&mut self, len: usize) -> SendOutcome {
-        match self.socket.send(&self.buf[..len]) {
+    /// Sends `datagram` without blocking, counting drops.
+    fn send_datagram(&mut self, datagram: &[u8]) -> SendOutcome {
+        match self.socket.send(datagram) {
             Ok(_) => SendOutcome::Sent,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                VoiceOutputStats::bump(&self.stats.would_block);
+                bump(&mut self.counts.would_block, &self.stats.would_block);
                 SendOutcome::WouldBlock
             }
             Err(_) => {
-                VoiceOutputStats::bump(&self.stats.errors);
+                bump(&mut self.counts.errors, &self.stats.errors);
                 SendOutcome::Failed
             }
         }
     }
 
     /// Counts a tick and sends the keepalive when one is due.
-    fn count_tick(&mut self) {
+    fn count_tick(&mut self, buf: &mut DatagramBuf) {
         self.ticks += 1;
         if self.ticks < KEEPALIVE_TICKS {
             return;
         }
         self.ticks = 0;
-        self.buf[..4].copy_from_slice(&self.keepalive.to_le_bytes());
-        self.buf[4..KEEPALIVE_LEN].fill(0);
+        let mut keepalive = [0u8; KEEPALIVE_LEN];
+        keepalive[..4].copy_from_slice(&self.keepalive.to_le_bytes());
         self.keepalive = self.keepalive.wrapping_add(1);
-        if self.send_datagram(KEEPALIVE_LEN) == SendOutcome::Sent {
-            VoiceOutputStats::bump(&self.stats.keepalives_sent);
+        let datagram = &mut buf.0[..KEEPALIVE_LEN];
+        datagram.copy_from_slice(&keepalive);
+        if self.send_datagram(datagram) == SendOutcome::Sent {
+            bump(
+                &mut self.counts.keepalives_sent,
+                &self.stats.keepalives_sent,
+            );
         }
     }
 }
 
 impl PacketOutput for VoiceOutput {
-    fn send(&mut self, opus: &[u8]) -> SendOutcome {
+    fn send(&mut self, opus: &[u8], buf: &mut DatagramBuf) -> SendOutcome {
         self.silence_left = 0;
         if !self.speaking_now {
             self.speaking_now = true;
             self.speaking.store(true, Ordering::Release);
         }
-        let outcome = self.send_rtp(opus);
+        let outcome = self.send_rtp(opus, buf);
         if outcome == SendOutcome::Sent {
-            VoiceOutputStats::bump(&self.stats.packets_sent);
+            bump(&mut self.counts.packets_sent, &self.stats.packets_sent);
             if self.dave_on && opus != OPUS_SILENCE {
-                VoiceOutputStats::bump(&self.stats.dave_packets_sent);
+                bump(
+                    &mut self.counts.dave_packets_sent,
+                    &self.stats.dave_packets_sent,
+                );
             }
         }
-        self.count_tick();
+        self.count_tick(buf);
         outcome
     }
 
@@ -222,18 +249,26 @@ impl PacketOutput for VoiceOutput {
         }
     }
 
-    fn tick_idle(&mut self) {
+    fn tick_idle(&mut self, buf: &mut DatagramBuf) {
         if self.silence_left > 0 {
             self.silence_left -= 1;
-            if self.send_rtp(&OPUS_SILENCE) == SendOutcome::Sent {
-                VoiceOutputStats::bump(&self.stats.silence_sent);
+            if self.send_rtp(&OPUS_SILENCE, buf) == SendOutcome::Sent {
+                bump(&mut self.counts.silence_sent, &self.stats.silence_sent);
             }
             if self.silence_left == 0 {
                 self.speaking_now = false;
                 self.speaking.store(false, Ordering::Release);
             }
         }
-        self.count_tick();
+        self.count_tick(buf);
+    }
+
+    fn prefetch(&self) {
+        // Addresses only: reading a field here (say, whether DAVE is on) would stall
+        // on the very miss this is meant to start early.
+        prefetch_ref(self, std::mem::offset_of!(VoiceOutput, cipher));
+        prefetch_ref(&self.cipher, std::mem::size_of::<TransportCipher>());
+        prefetch_ref(&self.dave, std::mem::size_of::<Option<DaveEncryptor>>());
     }
 
     fn set_sender_key(&mut self, key: Option<SenderKey>) {
