@@ -53,7 +53,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 const USER_ID: u64 = 170_939_974_227_591_168;
 const PASSWORD: &str = "youshallnotpass";
 /// Passthrough steps; transcoding costs ~20x more per player, so it steps lower.
-const STEPS: [usize; 8] = [100, 500, 1_000, 2_000, 2_500, 3_000, 5_000, 10_000];
+const STEPS: [usize; 11] = [
+    100, 500, 1_000, 2_000, 2_500, 3_000, 3_500, 4_000, 4_500, 5_000, 10_000,
+];
 const TRANSCODE_STEPS: [usize; 6] = [25, 50, 100, 150, 200, 300];
 
 #[derive(Debug, Clone, Copy, PartialEq)]

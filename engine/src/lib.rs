@@ -9,8 +9,8 @@
 //! 1. Drain the command queue and apply each command ([`message::ControlToEngine`]).
 //! 2. Retire what is finished: removed players, replaced frame readers and outputs go
 //!    back to the control plane ([`message::Retired`]) to be dropped there.
-//! 3. Produce one packet per playing player into preallocated slots
-//!    ([`batch::PacketBatch`]), timing each player: pass an Opus frame through, or
+//! 3. Produce one packet per playing player into its preallocated slot
+//!    ([`batch::PacketBatch`]), timing the pass: pass an Opus frame through, or
 //!    scale and encode PCM. An empty frame ring is a nulled frame, never a wait.
 //! 4. Wait for the deadline. Deadlines march: `deadline += 20 ms`.
 //! 5. Send every packet through its player's non-blocking output; every other output

@@ -146,7 +146,7 @@ impl Worker {
         self.tick_players
     }
 
-    /// Sum of the players' production times in the last [`Self::produce`], in ns.
+    /// How long the last [`Self::produce`] took over its players (commands excluded), in ns.
     pub fn cost_ns(&self) -> u64 {
         self.tick_cost_ns
     }
