@@ -123,24 +123,43 @@ impl DecodePool {
     }
 
     /// Submits a job; `report` receives `Ready`/`LoadFailed`/`Failed` on the decode thread.
+    /// A job whose spec is `dedicated` (its source blocks on the network) gets a thread
+    /// of its own, which ends with the job: a stalled server then delays only its own
+    /// track, never the files sharing a pool thread.
     pub fn submit(&self, spec: JobSpec, report: ReportFn) -> JobHandle {
         let (tx, rx) = mpsc::channel();
-        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let dedicated = spec.dedicated;
         let job = NewJob {
             id,
             spec,
             commands: rx,
             report,
         };
+        let handle = |attention| JobHandle {
+            id,
+            commands: tx,
+            attention,
+        };
+        if dedicated {
+            let (jobs, incoming) = mpsc::channel();
+            let (attention, woken) = mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name(format!("quaver-stream-{id}"))
+                .spawn(move || run(incoming, woken));
+            // Without a thread of its own (out of threads), the job shares a pool
+            // thread like a file would.
+            if spawned.is_ok() {
+                // The thread ends once this sender is gone and the job has ended.
+                let _ = jobs.send(job);
+                return handle(attention);
+            }
+        }
+        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
         if let Err(mpsc::SendError(mut job)) = self.lanes[lane].jobs.send(job) {
             (job.report)(JobReport::LoadFailed("the decoder pool has stopped".into()));
         }
-        JobHandle {
-            id,
-            commands: tx,
-            attention: self.lanes[lane].attention.clone(),
-        }
+        handle(self.lanes[lane].attention.clone())
     }
 }
 
@@ -283,5 +302,145 @@ fn open(new: NewJob) -> Option<Running> {
             report(JobReport::LoadFailed(message));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 0.1 s of 48 kHz stereo silence as a WAV file.
+    fn wav() -> Vec<u8> {
+        wav_of(4800)
+    }
+
+    /// `frames` frames of 48 kHz stereo silence as a WAV file.
+    fn wav_of(frames: u32) -> Vec<u8> {
+        let data = frames * 4;
+        let mut v = Vec::new();
+        v.extend_from_slice(b"RIFF");
+        v.extend_from_slice(&(36 + data).to_le_bytes());
+        v.extend_from_slice(b"WAVEfmt ");
+        v.extend_from_slice(&16u32.to_le_bytes());
+        v.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        v.extend_from_slice(&2u16.to_le_bytes()); // channels
+        v.extend_from_slice(&48_000u32.to_le_bytes());
+        v.extend_from_slice(&(48_000u32 * 4).to_le_bytes());
+        v.extend_from_slice(&4u16.to_le_bytes());
+        v.extend_from_slice(&16u16.to_le_bytes());
+        v.extend_from_slice(b"data");
+        v.extend_from_slice(&data.to_le_bytes());
+        v.resize(v.len() + data as usize, 0);
+        v
+    }
+
+    /// A running job over a tiny WAV file (its content does not matter here, only the
+    /// bookkeeping around it).
+    fn running(id: u64) -> Running {
+        let (_tx, rx) = mpsc::channel();
+        let (job, _) = Job::open(spec(wav())).expect("the test file opens");
+        Running {
+            id,
+            job,
+            commands: rx,
+            report: Box::new(|_| {}),
+        }
+    }
+
+    fn spec(bytes: Vec<u8>) -> JobSpec {
+        JobSpec {
+            source: Box::new(move || {
+                Ok(Box::new(std::io::Cursor::new(bytes)) as Box<dyn MediaSource>)
+            }),
+            extension: Some("wav".into()),
+            start_ms: 0,
+            epoch: 0,
+            buffer_ms: 1000,
+            dedicated: false,
+            resample: pcm::ResampleQuality::default(),
+        }
+    }
+
+    #[test]
+    fn a_stalled_network_source_does_not_hold_up_a_file() {
+        let pool = DecodePool::start(1).unwrap();
+        // A network source whose opening never returns while the test runs.
+        let (release, stalled) = mpsc::channel::<()>();
+        let mut network = spec(wav());
+        network.dedicated = true;
+        network.source = Box::new(move || {
+            let _ = stalled.recv();
+            Err("released".into())
+        });
+        let _stalled = pool.submit(network, Box::new(|_| {}));
+        let (ready_tx, ready) = mpsc::channel();
+        let _file = pool.submit(
+            spec(wav()),
+            Box::new(move |r| {
+                let _ = ready_tx.send(matches!(r, JobReport::Ready { .. }));
+            }),
+        );
+        assert_eq!(
+            ready.recv_timeout(Duration::from_secs(10)),
+            Ok(true),
+            "the file opened on the pool thread while the network source stalled"
+        );
+        drop(release);
+    }
+
+    #[test]
+    fn a_full_ring_rests_until_a_quarter_is_free() {
+        // 10 s of audio into a 1 s ring (50 PCM frames).
+        let (mut job, ready) = Job::open(spec(wav_of(480_000))).expect("the test file opens");
+        let JobReport::Ready { mut frames, .. } = ready else {
+            panic!("not ready")
+        };
+        let mut report = |_: JobReport| {};
+        while job.pump(FRAMES_PER_TURN, &mut report) == Pump::Busy {}
+        let full = frames.queued();
+        let mut buf = vec![0u8; crate::ring::PCM_FRAME_BYTES];
+        // A few frames played: not enough room to be worth a visit's decoding.
+        for _ in 0..5 {
+            assert!(frames.read(&mut buf).is_some());
+        }
+        assert_eq!(job.pump(FRAMES_PER_TURN, &mut report), Pump::Full);
+        assert!(frames.queued() < full, "nothing was decoded while resting");
+        // A quarter of the ring played: the job fills it up again.
+        for _ in 0..10 {
+            assert!(frames.read(&mut buf).is_some());
+        }
+        assert_eq!(job.pump(FRAMES_PER_TURN, &mut report), Pump::Busy);
+        while job.pump(FRAMES_PER_TURN, &mut report) == Pump::Busy {}
+        assert_eq!(frames.queued(), full, "refilled to the top");
+    }
+
+    #[test]
+    fn removing_and_waking_keep_ids_and_due_times_together() {
+        let start = Instant::now();
+        let later = start + REST;
+        let mut jobs = Jobs::default();
+        for id in 0..4 {
+            jobs.push(running(id), start);
+        }
+        for due in &mut jobs.due {
+            *due = later;
+        }
+        jobs.remove(1); // job 3 moves into slot 1
+        assert_eq!(
+            jobs.jobs.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [0, 3, 2]
+        );
+        jobs.wake(3, start);
+        assert_eq!(
+            jobs.due,
+            [later, start, later],
+            "the moved job is woken where it is now"
+        );
+        jobs.wake(1, start); // gone: nothing happens
+        assert_eq!(jobs.due, [later, start, later]);
+        jobs.remove(2); // the last one: nothing moves
+        jobs.wake(0, start);
+        assert_eq!(jobs.due, [start, start]);
+        assert_eq!(jobs.index.len(), 2);
     }
 }
