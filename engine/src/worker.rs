@@ -211,7 +211,8 @@ impl Worker {
                         output.prefetch();
                     }
                     prefetch_ref(&*p.shared, std::mem::size_of::<PlayerShared>());
-                    prefetch_ref(batch.packet(next), batch.packet(next).len());
+                    let packet = batch.packet(next);
+                    prefetch_ref(packet, packet.len());
                 }
             }
             let Some(player) = self
