@@ -68,11 +68,6 @@ impl PacketBatch {
         }
     }
 
-    /// This tick's packets with their players' indexes, in production order.
-    pub fn packets(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
-        self.order.iter().map(|&i| (i, self.packet(i)))
-    }
-
     /// Number of produced packets.
     pub fn len(&self) -> usize {
         self.order.len()

@@ -17,7 +17,6 @@ use super::rtp::{RtpState, RTP_HEADER_LEN};
 use crate::audio::FRAMES_PER_SECOND;
 use crate::output::{DatagramBuf, PacketOutput, SendOutcome};
 use crate::prefetch::prefetch_ref;
-
 use crate::ring::MAX_OPUS_PACKET;
 
 /// The Opus frame Discord expects as silence: a 20 ms CELT frame with no energy.
@@ -207,11 +206,10 @@ impl VoiceOutput {
             return;
         }
         self.ticks = 0;
-        let mut keepalive = [0u8; KEEPALIVE_LEN];
-        keepalive[..4].copy_from_slice(&self.keepalive.to_le_bytes());
-        self.keepalive = self.keepalive.wrapping_add(1);
         let datagram = &mut buf.0[..KEEPALIVE_LEN];
-        datagram.copy_from_slice(&keepalive);
+        datagram[..4].copy_from_slice(&self.keepalive.to_le_bytes());
+        datagram[4..].fill(0);
+        self.keepalive = self.keepalive.wrapping_add(1);
         if self.send_datagram(datagram) == SendOutcome::Sent {
             bump(
                 &mut self.counts.keepalives_sent,
