@@ -88,16 +88,10 @@ async fn files_streams_and_playlists_load_like_lavaplayers_http_source() {
     let r = load(&node, &media.url("/list.pls")).await;
     assert_eq!(r["data"]["tracks"][0]["info"]["title"], "Ogg sine");
 
-    // Errors are load results, with Lavalink's severities.
+    // Errors are load results, with Lavalink's severities. An upstream 404 is "no
+    // match", as lavaplayer's HTTP source answers it.
     let r = load(&node, &media.url("/missing")).await;
-    assert_eq!(r["loadType"], "error");
-    assert_eq!(
-        (
-            r["data"]["severity"].as_str(),
-            r["data"]["message"].as_str()
-        ),
-        (Some("common"), Some("Not success status code: 404"))
-    );
+    assert_eq!(r, json!({"loadType": "empty", "data": null}));
     let r = load(&node, "http://127.0.0.1:9/nothing.mp3").await;
     assert_eq!(
         (
@@ -237,4 +231,129 @@ async fn disabled_sources_are_not_tried() {
     let r = load(&node, &media_id("sine.mp3")).await;
     assert_eq!(r["loadType"], "empty");
     assert_eq!(node.get("/v4/info").await.1["sourceManagers"], json!([]));
+}
+
+/// A server that answers every request with the bytes `respond` gives for its path,
+/// then closes the connection: for responses no well-behaved HTTP stack would send.
+async fn raw_server(respond: fn(&str) -> Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split(' ').nth(1).unwrap_or("/").to_owned();
+                let _ = socket.write_all(&respond(&path)).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    base
+}
+
+fn hostile(path: &str) -> Vec<u8> {
+    let mp3 = std::fs::read(media_dir().join("sine.mp3")).unwrap();
+    let head = |headers: &str| format!("HTTP/1.1 200 OK\r\nConnection: close\r\n{headers}\r\n");
+    let mut out = match path {
+        // 2^40: sized naively, one load allocates 1 TiB and aborts the node.
+        "/icy-huge" => head(
+            "Content-Type: audio/mpeg\r\nicy-name: Huge Radio\r\nicy-metaint: 1099511627776\r\n",
+        ),
+        "/icy-negative" => {
+            head("Content-Type: audio/mpeg\r\nicy-name: Odd Radio\r\nicy-metaint: -5\r\n")
+        }
+        // Claims 2^62 bytes and sends a few kilobytes.
+        "/lying-length" => {
+            head("Content-Type: audio/mpeg\r\nContent-Length: 4611686018427387904\r\n")
+        }
+        "/huge-header" => head(&format!("Content-Type: audio/mpeg\r\nX-Pad: {}\r\n", "a".repeat(1 << 20))),
+        "/error" => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "/list.m3u" => {
+            return b"HTTP/1.1 200 OK\r\nContent-Type: audio/x-mpegurl\r\nConnection: close\r\n\r\n#EXTM3U\n#EXTINF:-1,Listed radio\n/icy-huge\n".to_vec()
+        }
+        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+    }
+    .into_bytes();
+    if out.starts_with(b"HTTP/1.1 200") {
+        out.extend_from_slice(&mp3);
+    }
+    out
+}
+
+#[tokio::test]
+async fn sizes_the_network_chooses_are_bounded_and_statuses_worded_as_lavaplayer() {
+    let node = TestNode::start().await;
+    let base = raw_server(hostile).await;
+    let url = |p: &str| format!("{base}{p}");
+
+    // An absurd icy-metaint is ignored (no title from metadata), the stream still loads.
+    for (path, name) in [("/icy-huge", "Huge Radio"), ("/icy-negative", "Odd Radio")] {
+        let r = load(&node, &url(path)).await;
+        assert_eq!(r["loadType"], "track", "{path}: {r}");
+        assert_eq!(r["data"]["info"]["isStream"], true);
+        assert_eq!(r["data"]["info"]["title"], name, "{path}");
+    }
+    // The same URL through a playlist entry and through a player PATCH.
+    let r = load(&node, &url("/list.m3u")).await;
+    assert_eq!(r["loadType"], "playlist", "{r}");
+    assert_eq!(r["data"]["tracks"][0]["info"]["title"], "Huge Radio");
+    let mut client = node.connect().await;
+    let (status, p) = node
+        .patch(
+            &node.player_path(&client, GUILD),
+            json!({"track": {"identifier": url("/icy-huge")}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        client.wait_event("TrackStartEvent").await["track"]["info"]["title"],
+        "Huge Radio"
+    );
+
+    // A lying Content-Length is a load result either way, never a dead node.
+    let r = load(&node, &url("/lying-length")).await;
+    assert!(
+        matches!(r["loadType"].as_str(), Some("track" | "error")),
+        "{r}"
+    );
+    // A 1 MiB header is refused by the HTTP client, not buffered.
+    let r = load(&node, &url("/huge-header")).await;
+    assert_eq!(r["loadType"], "error", "{r}");
+    assert_eq!(r["data"]["message"], "Connecting to the URL failed.");
+    assert_eq!(r["data"]["severity"], "suspicious");
+
+    // lavaplayer's wording: 404 is no match, other statuses "not playable".
+    let r = load(&node, &url("/nothing-here")).await;
+    assert_eq!(r["loadType"], "empty", "{r}");
+    let r = load(&node, &url("/error")).await;
+    assert_eq!(r["loadType"], "error", "{r}");
+    assert_eq!(r["data"]["message"], "That URL is not playable.");
+    assert_eq!(r["data"]["severity"], "common");
+    assert_eq!(
+        r["data"]["cause"],
+        "com.sedmelluq.discord.lavaplayer.tools.FriendlyException: That URL is not playable."
+    );
+    let trace = r["data"]["causeStackTrace"].as_str().unwrap();
+    assert!(trace.contains("Status code 500"), "{trace}");
+    let r = load(&node, "http://exa mple.com/a b.mp3").await;
+    assert_eq!(
+        (r["loadType"].as_str(), r["data"]["message"].as_str()),
+        (Some("error"), Some("Not a valid URL."))
+    );
+
+    // The node is still there.
+    let (status, _) = node.get("/v4/info").await;
+    assert_eq!(status, 200);
 }

@@ -70,7 +70,17 @@ impl HttpSource {
     }
 
     fn inspect(&self, url: &str, identifier: &str, depth: u8) -> Result<LoadOutcome, LoadFailure> {
-        let mut stream = HttpStream::open(&self.agent, url, true).map_err(open_failure)?;
+        if url.parse::<ureq::http::Uri>().is_err() {
+            return Err(common("Not a valid URL."));
+        }
+        let mut stream = match HttpStream::open(&self.agent, url, true) {
+            Ok(stream) => stream,
+            // lavaplayer: a 404 is "no match" (`empty`), not an error.
+            Err(OpenError {
+                status: Some(404), ..
+            }) => return Ok(LoadOutcome::Empty),
+            Err(e) => return Err(open_failure(e)),
+        };
         let head = stream.head().clone();
         let mut first = vec![0u8; 16];
         let n = read_up_to(&mut stream, &mut first);
@@ -161,18 +171,26 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> usize {
 }
 
 /// The `StreamTitle` of the first ICY metadata block, if the server sends them.
+///
+/// Nothing here is sized by the server: the audio before the block is skipped through
+/// a fixed buffer (and `icy-metaint` is bounded by
+/// [`MAX_ICY_METAINT`](super::http_stream::MAX_ICY_METAINT)), and the block
+/// itself is at most 255 × 16 bytes by construction.
 fn icy_title(stream: &mut HttpStream, head: &Head) -> Option<String> {
     let metaint = head.icy_metaint?;
     // 16 audio bytes were already read for sniffing.
-    let mut skip = vec![0u8; metaint.checked_sub(16)?];
-    if read_up_to(stream, &mut skip) < skip.len() {
+    let skip = u64::try_from(metaint.checked_sub(16)?).ok()?;
+    let skipped = std::io::copy(&mut (&mut *stream).take(skip), &mut std::io::sink()).ok()?;
+    if skipped < skip {
         return None;
     }
     let mut len = [0u8; 1];
     read_up_to(stream, &mut len);
-    let mut meta = vec![0u8; len[0] as usize * 16];
-    read_up_to(stream, &mut meta);
-    let text = String::from_utf8_lossy(&meta);
+    let mut meta = [0u8; 255 * 16];
+    let meta = &mut meta[..usize::from(len[0]) * 16];
+    let n = read_up_to(stream, meta);
+    let meta = &meta[..n];
+    let text = String::from_utf8_lossy(meta);
     let start = text.find("StreamTitle='")? + "StreamTitle='".len();
     let end = text[start..].find("';").map(|e| start + e)?;
     let title = text[start..end].trim();
@@ -209,12 +227,15 @@ fn suspicious(message: String) -> LoadFailure {
     }
 }
 
+/// A failed open at load time, worded as lavaplayer's `HttpAudioSourceManager` does.
 fn open_failure(e: OpenError) -> LoadFailure {
     match e.status {
-        Some(_) => LoadFailure {
-            message: e.message,
+        Some(status) => LoadFailure {
+            message: "That URL is not playable.".into(),
             severity: Severity::Common,
-            cause: None,
+            cause: Some(format!(
+                "java.lang.IllegalStateException: Status code {status}"
+            )),
         },
         None => LoadFailure {
             message: "Connecting to the URL failed.".into(),

@@ -10,6 +10,11 @@ use ureq::{Agent, BodyReader};
 /// Reconnections allowed per stream after a dropped or stalled connection.
 const MAX_RETRIES: u32 = 3;
 
+/// Largest `icy-metaint` honoured. Icecast sends 16 000 and SHOUTcast 8 192 or 32 768;
+/// a larger value is a broken or hostile server, and its metadata is ignored (the
+/// stream still plays: the decoder never asks for metadata).
+pub const MAX_ICY_METAINT: usize = 1 << 18;
+
 /// What the first response said.
 #[derive(Debug, Clone, Default)]
 pub struct Head {
@@ -23,7 +28,8 @@ pub struct Head {
     pub icy: bool,
     /// `icy-name`.
     pub icy_name: Option<String>,
-    /// `icy-metaint`: audio bytes between metadata blocks, when asked for.
+    /// `icy-metaint`: audio bytes between metadata blocks, when asked for (at most
+    /// [`MAX_ICY_METAINT`]; a larger value is left out).
     pub icy_metaint: Option<usize>,
 }
 
@@ -83,7 +89,10 @@ impl HttpStream {
         };
         let length = header("content-length").and_then(|v| v.parse().ok());
         let icy_name = header("icy-name");
-        let icy_metaint = header("icy-metaint").and_then(|v| v.parse().ok());
+        // The server chooses this number: bound it before anything is sized by it.
+        let icy_metaint = header("icy-metaint")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|m| (1..=MAX_ICY_METAINT).contains(m));
         let icy = resp
             .headers()
             .keys()
