@@ -21,6 +21,9 @@ pub struct ControlConfig {
     pub disabled_filters: Vec<String>,
     /// What `/version` and `/v4/info` report.
     pub build: BuildInfo,
+    /// Bytes a session may hold queued or unacknowledged while its client is
+    /// connected; a client that stops reading is disconnected past this (it can resume).
+    pub outbox_limit_bytes: usize,
 }
 
 /// Version and build facts reported by `/version` and `/v4/info`.
@@ -68,6 +71,7 @@ impl Default for ControlConfig {
             cleanup_threshold: Duration::from_secs(60),
             disabled_filters: Vec::new(),
             build: BuildInfo::default(),
+            outbox_limit_bytes: crate::session::DEFAULT_LIMIT_BYTES,
         }
     }
 }

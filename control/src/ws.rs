@@ -10,16 +10,19 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::ids::UserId;
 use crate::node::Node;
 use crate::protocol::messages::OutgoingMessage;
 use crate::rest::error::ApiError;
-use crate::session::{Mode, Session};
+use crate::session::{Mode, Next, Session};
 
 /// Close code sent to every client when the node shuts down.
 const GOING_AWAY: u16 = 1001;
+/// Close code for a client that stopped reading until its outbox hit the limit.
+const POLICY_VIOLATION: u16 = 1008;
 /// Close code for a connection whose setup failed (bad `User-Id`).
 const INTERNAL_ERROR: u16 = 1011;
 
@@ -110,19 +113,49 @@ async fn run(
         tracing::info!(session = %session.id(), client = client_name.as_deref().unwrap_or("unknown"), "session opened");
         node.start_stats_ticker(&session);
     }
-    pump(&node, &session, socket, generation).await;
-    node.sessions.on_socket_closed(&session);
+    let ending = pump(&node, &session, socket, generation).await;
+    // Detach before the Close reply goes out: a client that reconnects the moment
+    // it sees the reply must find its session resumable.
+    node.sessions.on_socket_closed(&session, generation);
+    if let Ending::ClientClosed(mut sink) = ending {
+        // The WebSocket stack queued the Close reply; flush it so the client sees a
+        // clean close instead of 1006.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sink.close()).await;
+    }
 }
 
-async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation: u64) {
+/// How a connection's pump ended.
+enum Ending {
+    /// The client started the closing handshake; the reply still has to be flushed.
+    ClientClosed(SplitSink<WebSocket, Message>),
+    /// Anything else: the socket is done with.
+    Other,
+}
+
+async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation: u64) -> Ending {
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = node.shutdown_signal();
     let outbox = session.outbox().clone();
     let writer = async {
-        while let Some(msg) = outbox.next(generation).await {
-            if let Err(e) = sink.send(Message::Text(msg.clone().into())).await {
+        loop {
+            let frame = match outbox.next(generation).await {
+                Next::Message(msg) => Message::Text(msg.into()),
+                Next::Ping(seq) => Message::Ping(seq.to_be_bytes().to_vec().into()),
+                Next::TooSlow => {
+                    tracing::warn!(session = %session.id(), "client fell too far behind reading its WebSocket; disconnecting it");
+                    let frame = CloseFrame {
+                        code: POLICY_VIOLATION,
+                        reason: "client too slow".into(),
+                    };
+                    let close = sink.send(Message::Close(Some(frame)));
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
+                    return;
+                }
+                Next::Stop => break,
+            };
+            // A message that fails here stays unacknowledged and is replayed on resume.
+            if let Err(e) = sink.send(frame).await {
                 tracing::debug!(error = %e, "WebSocket send failed");
-                outbox.unsend(msg);
                 return;
             }
         }
@@ -143,6 +176,11 @@ async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation
                         "Lavalink v4 does not support websocket messages; use the REST API"
                     )
                 }
+                Ok(Message::Pong(data)) => {
+                    if let Ok(seq) = <[u8; 8]>::try_from(&data[..]) {
+                        outbox.ack(generation, u64::from_be_bytes(seq));
+                    }
+                }
                 Ok(Message::Close(_)) => return true,
                 Err(_) => return false,
                 Ok(_) => {}
@@ -161,8 +199,8 @@ async fn pump(node: &Node, session: &Arc<Session>, socket: WebSocket, generation
         _ = stop => false,
     };
     if client_closed {
-        // The WebSocket stack queued the Close reply; flush it so the client sees a
-        // clean close instead of 1006.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sink.close()).await;
+        Ending::ClientClosed(sink)
+    } else {
+        Ending::Other
     }
 }

@@ -67,13 +67,13 @@ impl Session {
         config: Arc<ControlConfig>,
     ) -> Arc<Self> {
         Arc::new(Session {
+            outbox: Outbox::with_limit(config.outbox_limit_bytes),
             id,
             user_id,
             client_name,
             config,
             players: Mutex::new(BTreeMap::new()),
             resume: Mutex::new(ResumeConfig::default()),
-            outbox: Outbox::default(),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -146,15 +146,14 @@ impl Session {
         }
     }
 
-    /// Sends a `playerUpdate` for `player` unless the session is paused.
+    /// Sends a `playerUpdate` for `player` unless the session is paused (a resume
+    /// sends every player's state instead, so updates are never queued or replayed).
     pub fn send_player_update(&self, player: &Player) {
-        if self.outbox.mode() == Mode::Paused {
-            return;
-        }
-        self.send(&OutgoingMessage::PlayerUpdate {
+        let update = OutgoingMessage::PlayerUpdate {
             state: player.state(epoch_millis()),
             guild_id: player.guild().to_string(),
-        });
+        };
+        self.outbox.push_update(update.to_json());
     }
 
     /// All players as JSON.

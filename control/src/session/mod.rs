@@ -6,5 +6,5 @@ mod outbox;
 mod registry;
 
 pub use client::{ResumeConfig, Session};
-pub use outbox::{Mode, Outbox};
+pub use outbox::{Mode, Next, Outbox, DEFAULT_LIMIT_BYTES};
 pub use registry::Sessions;

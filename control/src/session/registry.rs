@@ -53,26 +53,45 @@ impl Sessions {
             .cloned()
     }
 
-    /// Whether `id` names a session waiting for a resume.
+    /// Whether `id` names a session a new socket may resume: one waiting for a
+    /// resume, or a live resumable one whose old socket the node has not yet seen
+    /// drop (a half-open connection, or a reconnect that overtook the close).
     pub fn can_resume(&self, id: &str) -> bool {
-        self.inner
-            .lock()
-            .resumable
-            .contains_key(&SessionId::from_client(id))
+        let inner = self.inner.lock();
+        let id = SessionId::from_client(id);
+        inner.resumable.contains_key(&id)
+            || inner
+                .live
+                .get(&id)
+                .is_some_and(|s| s.resume_config().resuming)
     }
 
     /// Takes a resumable session back into the live table, cancelling its timeout.
+    /// A live session that allows resuming is taken over: attaching the new socket
+    /// stops the old one's writer.
     pub fn resume(&self, id: &str) -> Option<Arc<Session>> {
         let mut inner = self.inner.lock();
-        let (session, timeout) = inner.resumable.remove(&SessionId::from_client(id))?;
+        let id = SessionId::from_client(id);
+        if let Some(live) = inner.live.get(&id) {
+            if !live.resume_config().resuming {
+                return None;
+            }
+            // Retire the old socket's generation under this lock, so its late
+            // `on_socket_closed` cannot detach the session from the new one.
+            live.outbox().detach(Mode::Paused);
+            live.outbox().wake();
+            return Some(live.clone());
+        }
+        let (session, timeout) = inner.resumable.remove(&id)?;
         timeout.abort();
         inner.live.insert(session.id().clone(), session.clone());
         Some(session)
     }
 
-    /// The socket of `session` closed: keep it for a resume if it asked to be
-    /// resumable, else shut it down.
-    pub fn on_socket_closed(self: &Arc<Self>, session: &Arc<Session>) {
+    /// The socket whose writer had `generation` closed: keep the session for a
+    /// resume if it asked to be resumable, else shut it down. Nothing happens when a
+    /// newer socket has taken the session over.
+    pub fn on_socket_closed(self: &Arc<Self>, session: &Arc<Session>, generation: u64) {
         let mut inner = self.inner.lock();
         if !inner
             .live
@@ -80,6 +99,9 @@ impl Sessions {
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
             return; // already shut down (node shutdown)
+        }
+        if session.outbox().generation() != generation {
+            return; // taken over by a newer socket
         }
         inner.live.remove(session.id());
         let resume = session.resume_config();
