@@ -71,6 +71,9 @@ struct Inner {
     next_seq: u64,
     /// Highest sequence number a Ping has been sent for.
     pinged: u64,
+    /// Whether that Ping still waits for its Pong. One Ping is in flight at a time,
+    /// so a busy session sends at most one per round trip, not one per burst.
+    ping_in_flight: bool,
     /// Bytes in `queue` and `unacked`.
     bytes: usize,
     limit: usize,
@@ -136,6 +139,7 @@ impl Outbox {
                 unacked: VecDeque::new(),
                 next_seq: 1,
                 pinged: 0,
+                ping_in_flight: false,
                 bytes: 0,
                 limit,
                 threshold: limit,
@@ -181,6 +185,7 @@ impl Outbox {
             replay: false,
         });
         inner.mode = Mode::Attached;
+        inner.ping_in_flight = false;
         inner.threshold = inner.bytes.saturating_add(inner.limit);
         inner.generation += 1;
         self.notify.notify_one();
@@ -254,8 +259,9 @@ impl Outbox {
         }
         // The burst is over: ask the client to prove it read it.
         let last = inner.next_seq - 1;
-        if last > inner.pinged && !inner.unacked.is_empty() {
+        if last > inner.pinged && !inner.unacked.is_empty() && !inner.ping_in_flight {
             inner.pinged = last;
+            inner.ping_in_flight = true;
             return Some(Next::Ping(last));
         }
         None
@@ -267,6 +273,11 @@ impl Outbox {
         let mut inner = self.inner.lock();
         if inner.generation != generation {
             return;
+        }
+        if seq == inner.pinged && inner.ping_in_flight {
+            inner.ping_in_flight = false;
+            // More may have been written since that Ping: the writer pings again.
+            self.notify.notify_one();
         }
         while inner.unacked.front().is_some_and(|(s, _)| *s <= seq) {
             if let Some((_, msg)) = inner.unacked.pop_front() {
@@ -341,6 +352,23 @@ mod tests {
             got.push(message(&o, g2).await);
         }
         assert_eq!(got, ["ready2", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn one_ping_in_flight_at_a_time() {
+        let o = Outbox::default();
+        let g = o.attach("ready".into());
+        message(&o, g).await;
+        assert_eq!(o.next(g).await, Next::Ping(1));
+        o.push("a".into());
+        message(&o, g).await;
+        // No second Ping while the first is unanswered.
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), o.next(g));
+        assert!(waiting.await.is_err());
+        o.ack(g, 1);
+        assert_eq!(o.next(g).await, Next::Ping(2));
+        o.ack(g, 2);
+        assert!(o.is_empty());
     }
 
     #[tokio::test]
