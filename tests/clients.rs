@@ -26,9 +26,10 @@ const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
 /// Forced reconnects in Lavalink.py's resume check (`QUAVER_RECONNECTS` overrides, e.g.
 /// 200 by hand).
 const RECONNECTS: &str = "20";
-/// Audio packets the fake must have opened and decoded for the guild: a few seconds'
-/// worth, so the track really played rather than sent one frame.
-const MIN_AUDIO_PACKETS: usize = 50;
+/// Audio packets the fake must have opened and decoded for the guild: half a second's
+/// worth, so the track really played rather than sent a frame or two. (Each script
+/// waits for two connected playerUpdates a second apart, about 50 packets.)
+const MIN_AUDIO_PACKETS: usize = 25;
 
 fn clients_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients"))
