@@ -132,7 +132,10 @@ async fn drive(client: &str, guild: u64) {
             "QUAVER_RECONNECTS",
             std::env::var("QUAVER_RECONNECTS").unwrap_or_else(|_| RECONNECTS.into()),
         )
-        .env("QUAVER_SCRIPT_TIMEOUT", (SCRIPT_LIMIT.as_secs() - 10).to_string());
+        .env(
+            "QUAVER_SCRIPT_TIMEOUT",
+            (SCRIPT_LIMIT.as_secs() - 10).to_string(),
+        );
     let run = tokio::task::spawn_blocking(move || run_script(command))
         .await
         .unwrap();
@@ -157,10 +160,7 @@ async fn drive(client: &str, guild: u64) {
     let view = fake
         .connection(guild)
         .unwrap_or_else(|| panic!("{client}: the node never connected to the fake voice server"));
-    let decoded = view
-        .audio_packets()
-        .filter(|p| !p.opus.is_empty())
-        .count();
+    let decoded = view.audio_packets().filter(|p| !p.opus.is_empty()).count();
     assert!(
         decoded >= MIN_AUDIO_PACKETS && view.errors.is_empty(),
         "{client}: {decoded} decoded audio packets (want {MIN_AUDIO_PACKETS}+), errors {:?}; {view:#?}",
