@@ -73,11 +73,15 @@ main(CLIENT, async () => {
   player.voice.connect(CHANNEL, { deafened: true });
   check("join_sent_to_gateway", gateway.some((p) => p.op === 4 && p.d.channel_id === CHANNEL));
   await poll(async () => player.voice.server || voiceErrors.length, Boolean, "the voice update's outcome");
-  check("voice_update", player.voice.server && voiceErrors.length === 0, { server: player.voice.server, voiceErrors });
+  // lavaclient 5.0.0-rc.3's request schema has no voice.channelId, so it cannot send
+  // one. Lavalink 4.2 refuses such a voice state with a 400, and so does Quaver (the
+  // channel id is DAVE's group id): the check is that the refusal is Lavalink's. The
+  // voice state then goes by hand, as a bot on this library must do with Lavalink 4.2.
+  const refusedLikeLavalink = !player.voice.server &&
+    /channelId must be provided in voice state/.test(voiceErrors.join("\n"));
+  check("voice_update_as_lavalink_4_2", (player.voice.server && voiceErrors.length === 0) || refusedLikeLavalink,
+    { server: player.voice.server, voiceErrors: voiceErrors.map(String) });
   if (!player.voice.server) {
-    // lavaclient 5.0.0-rc.3's schema has no voice.channelId, so it cannot send one;
-    // go on with the voice state sent by hand, as a bot would have to, so that the
-    // rest of the scenario still runs.
     const voice = {
       token: env("QUAVER_VOICE_TOKEN"), endpoint: env("QUAVER_VOICE_ENDPOINT"),
       sessionId: env("QUAVER_VOICE_SESSION_ID"), channelId: CHANNEL,
