@@ -5,6 +5,6 @@ mod client;
 mod outbox;
 mod registry;
 
-pub use client::{ResumeConfig, Session};
+pub use client::{ResumeConfig, Session, TrackFailure};
 pub use outbox::{Mode, Outbox};
 pub use registry::Sessions;
