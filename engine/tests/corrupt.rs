@@ -286,3 +286,21 @@ fn a_panic_while_dropping_a_finished_job_leaves_the_thread_working() {
     }
     assert_plays(&pool, "after a drop panic");
 }
+
+/// The `decode` fuzz target's body (control/fuzz), built here so that it compiles and
+/// runs without cargo-fuzz.
+#[path = "../../control/fuzz/fuzz_targets/decode_input.rs"]
+mod decode_input;
+
+#[test]
+fn the_fuzz_target_body_runs_the_corpus_and_the_media_as_streams() {
+    for (file, ..) in CORPUS {
+        decode_input::run(&media(file));
+    }
+    for file in ["sine.webm", "sine.m4a", "sine.mp3", "sine.ogg", "sine.flac", "sine.opus"] {
+        let bytes = media(file);
+        decode_input::run(&bytes);
+        decode_input::run(&bytes[..bytes.len() / 3]);
+    }
+    decode_input::run(&[]);
+}
