@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Rebuilds the corrupt-media corpus from the committed test media (see README.md).
 # Each file makes symphonia 0.5.5 panic; the tests check that the panic ends only its
-# own track. Needs only coreutils, plus cargo for the mutation-search file.
+# own track. Needs only coreutils, plus cargo for the mutation-search file. The offsets
+# are those of the committed sine.webm and sine.m4a: regenerating those (../generate.sh)
+# means finding these files again (see README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 # Writes the bytes of printf format $2 into file $1 at offset $3.
