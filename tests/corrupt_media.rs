@@ -24,10 +24,16 @@ fn query(id: &str) -> String {
 #[tokio::test]
 async fn loading_a_file_the_prober_panics_on_gives_an_error_result() {
     let node = TestNode::start().await;
-    for file in ["corrupt/seek-past-end.webm", "corrupt/invalid-position.webm"] {
+    for file in [
+        "corrupt/seek-past-end.webm",
+        "corrupt/invalid-position.webm",
+    ] {
         let (status, loaded) = tokio::time::timeout(
             Duration::from_secs(20),
-            node.get(&format!("/v4/loadtracks?identifier={}", query(&media_id(file)))),
+            node.get(&format!(
+                "/v4/loadtracks?identifier={}",
+                query(&media_id(file))
+            )),
         )
         .await
         .expect("the load answered");
@@ -85,11 +91,7 @@ async fn a_panicking_decoder_ends_its_track_and_the_next_track_plays() {
             "loadFailed",
         ),
         // Panics at its 11th AAC frame, after the first audio went out.
-        (
-            "corrupt/aac-max-sfb.m4a",
-            "index out of bounds",
-            "finished",
-        ),
+        ("corrupt/aac-max-sfb.m4a", "index out of bounds", "finished"),
     ] {
         let track = local_track(file, "Corrupt", 2_000, 0, false);
         let (ex, end) = play_failing(&node, &mut c, track).await;
@@ -111,9 +113,7 @@ async fn a_panicking_decoder_ends_its_track_and_the_next_track_plays() {
     }
     // The node's one decode thread survived all three panics.
     node.captures.take(GUILD);
-    let (status, p) = node
-        .patch(&path, json!({"encodedTrack": track_a()}))
-        .await;
+    let (status, p) = node.patch(&path, json!({"encodedTrack": track_a()})).await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(c.next_event().await["type"], "TrackStartEvent");
     let end = tokio::time::timeout(Duration::from_secs(20), c.next_event())

@@ -87,9 +87,9 @@ fn run(bytes: &[u8], extension: &str) -> Option<Panic> {
             // inspect guards itself; its message carries the panic.
             return Some(Panic {
                 message: e[at..].to_owned(),
-                location: e.rsplit_once("(at ").map(|(_, l)| {
-                    l.trim_end_matches(')').to_owned()
-                }),
+                location: e
+                    .rsplit_once("(at ")
+                    .map(|(_, l)| l.trim_end_matches(')').to_owned()),
             });
         }
     }
@@ -145,7 +145,10 @@ fn shrink(mut bytes: Vec<u8>, extension: &str, want: &str) -> Vec<u8> {
 fn main() {
     guard::install_hook();
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().expect("usage: mutate_media OUT_DIR [ITERATIONS] [FILES…]"));
+    let out = PathBuf::from(
+        args.next()
+            .expect("usage: mutate_media OUT_DIR [ITERATIONS] [FILES…]"),
+    );
     let iterations: u64 = args.next().map_or(300, |n| n.parse().expect("ITERATIONS"));
     let mut files: Vec<PathBuf> = args.map(PathBuf::from).collect();
     if files.is_empty() {
@@ -179,7 +182,9 @@ fn main() {
             };
             panics += 1;
             let key = site(&p);
-            let entry = found.entry(key).or_insert((0, Vec::new(), String::new(), 0));
+            let entry = found
+                .entry(key)
+                .or_insert((0, Vec::new(), String::new(), 0));
             entry.0 += 1;
             if entry.1.is_empty() || mutant.len() < entry.1.len() {
                 *entry = (entry.0, mutant, name.clone(), seed_no);

@@ -266,9 +266,7 @@ fn a_panic_while_seeking_fails_the_track_in_the_new_epoch() {
     // Opening does not seek the source (it reads a WAV header front to back); the
     // seek command's seek is the first, and it panics.
     match play(&pool, faulty(Fault::SeekAfter(0)), "wav", true) {
-        Outcome::Failed {
-            epoch, message, ..
-        } => {
+        Outcome::Failed { epoch, message, .. } => {
             assert_eq!(epoch, 2, "the record is of the seek's epoch");
             assert!(message.contains("a seek"), "{message}");
         }
@@ -297,7 +295,14 @@ fn the_fuzz_target_body_runs_the_corpus_and_the_media_as_streams() {
     for (file, ..) in CORPUS {
         decode_input::run(&media(file));
     }
-    for file in ["sine.webm", "sine.m4a", "sine.mp3", "sine.ogg", "sine.flac", "sine.opus"] {
+    for file in [
+        "sine.webm",
+        "sine.m4a",
+        "sine.mp3",
+        "sine.ogg",
+        "sine.flac",
+        "sine.opus",
+    ] {
         let bytes = media(file);
         decode_input::run(&bytes);
         decode_input::run(&bytes[..bytes.len() / 3]);

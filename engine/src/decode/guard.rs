@@ -99,7 +99,11 @@ mod tests {
             "{caught}"
         );
         assert_eq!(catch(|| 5), Ok(5));
-        let nested = catch(|| catch(|| -> () { panic!("inner") }).is_err());
-        assert_eq!(nested, Ok(true), "an inner catch leaves the outer one intact");
+        let nested = catch(|| catch::<()>(|| panic!("inner")).is_err());
+        assert_eq!(
+            nested,
+            Ok(true),
+            "an inner catch leaves the outer one intact"
+        );
     }
 }

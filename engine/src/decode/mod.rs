@@ -328,7 +328,9 @@ fn open(new: NewJob) -> Option<Running> {
         Ok(opened) => opened,
         Err(panic) => {
             tracing::warn!(job = id, panic = %panic, "a decode job panicked while opening");
-            report(JobReport::Panicked(format!("the decoder panicked: {panic}")));
+            report(JobReport::Panicked(format!(
+                "the decoder panicked: {panic}"
+            )));
             return None;
         }
     };

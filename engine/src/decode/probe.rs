@@ -52,7 +52,9 @@ pub fn inspect(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<
     // Unwind safety: everything the closure touches is its own and dropped with it.
     super::guard::catch(|| inspect_unguarded(source, extension)).unwrap_or_else(|panic| {
         tracing::warn!(panic = %panic, "probing a track panicked");
-        Err(format!("the file is corrupt (the decoder panicked: {panic})"))
+        Err(format!(
+            "the file is corrupt (the decoder panicked: {panic})"
+        ))
     })
 }
 
