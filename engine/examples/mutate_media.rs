@@ -11,6 +11,9 @@
 //! the same files; `tests/media/corrupt/` was made this way (see its README).
 //! With `ITERATIONS` 0 it runs the given files as they are and says where each panics.
 
+// A command-line tool: what it prints is its result.
+#![allow(clippy::print_stdout)]
+
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
