@@ -241,7 +241,15 @@ async fn router(media: Weak<Media>, mut events_rx: mpsc::UnboundedReceiver<Media
     let mut tick = tokio::time::interval(EVENT_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Decode reports first: a job reports a mid-track failure (with its message)
+        // before it writes the `Failed` record the engine reports it by, so draining
+        // reports before engine events keeps the message with its failure.
         tokio::select! {
+            biased;
+            Some(event) = events_rx.recv() => {
+                let Some(media) = media.upgrade() else { return };
+                media.on_media_event(event);
+            }
             _ = tick.tick() => {
                 let Some(media) = media.upgrade() else { return };
                 let mut events = Vec::new();
@@ -249,10 +257,6 @@ async fn router(media: Weak<Media>, mut events_rx: mpsc::UnboundedReceiver<Media
                 for (thread, e) in events {
                     media.on_engine_event(thread, e);
                 }
-            }
-            Some(event) = events_rx.recv() => {
-                let Some(media) = media.upgrade() else { return };
-                media.on_media_event(event);
             }
         }
     }
