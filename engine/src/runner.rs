@@ -2,6 +2,9 @@
 //! loops `produce → wait for the deadline → send`, with deadlines that march by
 //! exactly 20 ms. It records how late each wake-up was and how long each tick was
 //! busy, and publishes percentiles through atomics.
+//!
+//! A panic on a tick thread aborts the process (see [`AbortOnUnwind`]): the thread
+//! owns every player placed on it, and nothing could take them over.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,6 +111,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name(config.name.clone())
         .spawn(move || {
+            let _abort = AbortOnUnwind;
             run(
                 config,
                 worker,
@@ -122,6 +126,26 @@ pub fn spawn(
         thread: Some(thread),
         stats,
     })
+}
+
+/// Aborts the process when a tick thread unwinds from a panic.
+///
+/// The thread's players, their rings and voice outputs live only on it; after a panic
+/// they would go silent for good while the control plane still reported them playing,
+/// and a later tick could not trust state the panic left half-changed. Aborting makes
+/// the failure loud and whole: the service manager restarts the node (the shipped
+/// systemd units use `Restart=on-failure`) and clients reconnect and resume, as after
+/// any node restart. The panic's message is already printed by the panic hook.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let name = std::thread::current().name().unwrap_or("tick").to_owned();
+            tracing::error!(thread = %name, "a tick thread panicked; aborting the process");
+            std::process::abort();
+        }
+    }
 }
 
 fn setup_thread(config: &RunnerConfig, stats: &RunnerStats) {

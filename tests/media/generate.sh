@@ -2,6 +2,7 @@
 # Regenerates the test media: 2 s of a 1 kHz sine (0.5 full scale), stereo, in every
 # format the engine decodes. Needs ffmpeg with libmp3lame, libvorbis and libopus.
 # The files are committed so tests need no encoder; run this only to change them.
+# corrupt/ holds files made from these that make the decoder panic (corrupt/make.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 src=(-f lavfi -i "sine=frequency=1000:sample_rate=44100:duration=2,volume=0.5" -ac 2)

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use quaver_engine::decode::pcm::ResampleQuality;
-use quaver_engine::decode::{DecodePool, JobHandle, JobReport, JobSpec};
+use quaver_engine::decode::{DecodePool, JobHandle, JobReport, JobSpec, FAILED_BEFORE_AUDIO};
 use quaver_engine::message::{ControlToEngine, EngineToControl, NewPlayer, TrackEnd};
 use quaver_engine::opus::{OpusDecoder, OpusEncoder};
 use quaver_engine::shared::PlayerShared;
@@ -31,7 +31,7 @@ use crate::player::{AudioFactory, PlayerAudio};
 use crate::protocol::filters::Filters;
 use crate::protocol::player::VoiceState;
 use crate::rest::error::ApiError;
-use crate::session::Session;
+use crate::session::{Session, TrackFailure};
 
 /// How often the router drains engine events.
 const EVENT_POLL: Duration = Duration::from_millis(10);
@@ -151,13 +151,17 @@ impl Media {
         };
         match what {
             Some(TrackEnd::Finished) => session.on_track_finished(guild, epoch),
-            Some(TrackEnd::Failed(_)) => {
-                let message = self
+            Some(TrackEnd::Failed(code)) => {
+                let cause = self
                     .failures
                     .lock()
                     .remove(&route)
                     .unwrap_or_else(|| "decoding failed".into());
-                session.on_track_failed(guild, epoch, message, false);
+                let failure = TrackFailure::Broke {
+                    cause,
+                    before_audio: code == FAILED_BEFORE_AUDIO,
+                };
+                session.on_track_failed(guild, epoch, failure);
             }
             None => session.on_track_stuck(guild, epoch, self.settings.stuck_threshold_ms),
         }
@@ -213,7 +217,18 @@ impl Media {
                 ),
                 None => drop(frames),
             },
-            JobReport::LoadFailed(message) => session.on_track_failed(guild, epoch, message, true),
+            JobReport::LoadFailed(message) => {
+                session.on_track_failed(guild, epoch, TrackFailure::Load(message))
+            }
+            // A panic while opening: lavaplayer's "Something broke" fault, before any audio.
+            JobReport::Panicked(cause) => session.on_track_failed(
+                guild,
+                epoch,
+                TrackFailure::Broke {
+                    cause,
+                    before_audio: true,
+                },
+            ),
             JobReport::Failed { message, .. } => {
                 self.failures.lock().insert(route, message);
             }
@@ -226,7 +241,15 @@ async fn router(media: Weak<Media>, mut events_rx: mpsc::UnboundedReceiver<Media
     let mut tick = tokio::time::interval(EVENT_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Decode reports first: a job reports a mid-track failure (with its message)
+        // before it writes the `Failed` record the engine reports it by, so draining
+        // reports before engine events keeps the message with its failure.
         tokio::select! {
+            biased;
+            Some(event) = events_rx.recv() => {
+                let Some(media) = media.upgrade() else { return };
+                media.on_media_event(event);
+            }
             _ = tick.tick() => {
                 let Some(media) = media.upgrade() else { return };
                 let mut events = Vec::new();
@@ -234,10 +257,6 @@ async fn router(media: Weak<Media>, mut events_rx: mpsc::UnboundedReceiver<Media
                 for (thread, e) in events {
                     media.on_engine_event(thread, e);
                 }
-            }
-            Some(event) = events_rx.recv() => {
-                let Some(media) = media.upgrade() else { return };
-                media.on_media_event(event);
             }
         }
     }

@@ -37,6 +37,25 @@ impl Default for ResumeConfig {
     }
 }
 
+/// How a playing track failed, which picks its `TrackExceptionEvent` and end reason
+/// the way lavaplayer does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackFailure {
+    /// The source could not be opened or recognised: a `common` exception carrying
+    /// the message; the track ends `loadFailed`.
+    Load(String),
+    /// Decoding broke (an error, or a panic caught in the decoder) with `cause`: a
+    /// `fault` "Something broke when playing the track."; the track ends `loadFailed`
+    /// when none of its audio had been produced (lavaplayer's `failedBeforeLoad`),
+    /// `finished` otherwise.
+    Broke {
+        /// What went wrong, carried as the exception's cause.
+        cause: String,
+        /// No audio of the track had been produced.
+        before_audio: bool,
+    },
+}
+
 /// A client session.
 #[derive(Debug)]
 pub struct Session {
@@ -240,39 +259,46 @@ impl Session {
         });
     }
 
-    /// The track of `epoch` failed: before any audio (`load_failed`, a
-    /// `loadFailed` end) or mid-track (a `finished` end, as Lavalink reports it).
-    pub fn on_track_failed(&self, guild: GuildId, epoch: u32, message: String, load_failed: bool) {
+    /// The track of `epoch` failed: a `TrackExceptionEvent`, then its end (see
+    /// [`TrackFailure`] for which).
+    pub fn on_track_failed(&self, guild: GuildId, epoch: u32, failure: TrackFailure) {
         self.with_track(guild, epoch, |player, out| {
             let Some(playback) = player.playback() else {
                 return;
             };
             let track = playback.track().to_json(player.position_ms());
-            let exception = if load_failed {
-                LoadFailure {
-                    message,
-                    severity: Severity::Common,
-                    cause: None,
-                }
-                .to_exception()
-            } else {
-                Exception {
-                    message: Some("Something broke when playing the track.".into()),
-                    severity: Severity::Fault,
-                    cause: format!("java.lang.RuntimeException: {message}"),
-                    cause_stack_trace: format!("java.lang.RuntimeException: {message}"),
-                }
+            let (exception, reason) = match failure {
+                TrackFailure::Load(message) => (
+                    LoadFailure {
+                        message,
+                        severity: Severity::Common,
+                        cause: None,
+                    }
+                    .to_exception(),
+                    TrackEndReason::LoadFailed,
+                ),
+                TrackFailure::Broke {
+                    cause,
+                    before_audio,
+                } => (
+                    Exception {
+                        message: Some("Something broke when playing the track.".into()),
+                        severity: Severity::Fault,
+                        cause: format!("java.lang.RuntimeException: {cause}"),
+                        cause_stack_trace: format!("java.lang.RuntimeException: {cause}"),
+                    },
+                    if before_audio {
+                        TrackEndReason::LoadFailed
+                    } else {
+                        TrackEndReason::Finished
+                    },
+                ),
             };
             out.push(Emitted::Event(Event::TrackExceptionEvent {
                 guild_id: guild.to_string(),
                 track,
                 exception,
             }));
-            let reason = if load_failed {
-                TrackEndReason::LoadFailed
-            } else {
-                TrackEndReason::Finished
-            };
             player.end_track(reason, now_ms(), out);
         });
     }

@@ -5,6 +5,6 @@ mod client;
 mod outbox;
 mod registry;
 
-pub use client::{ResumeConfig, Session};
+pub use client::{ResumeConfig, Session, TrackFailure};
 pub use outbox::{Mode, Next, Outbox, DEFAULT_LIMIT_BYTES};
 pub use registry::Sessions;

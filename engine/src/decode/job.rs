@@ -23,6 +23,13 @@ const OPUS_RECORD_BUDGET: usize = 7 + 512;
 /// PCM frames are large; at most this much PCM is buffered ahead, whatever the config.
 const MAX_PCM_BUFFER_MS: u64 = 1_000;
 
+/// Code of the `Failed` record of a track that failed after some of its audio was
+/// written: it ends `finished`, as lavaplayer ends a track that broke mid-play.
+pub const FAILED_MID_TRACK: u32 = 1;
+/// Code of the `Failed` record of a track that failed before any of its audio was
+/// written: it ends `loadFailed` (lavaplayer's `failedBeforeLoad`).
+pub const FAILED_BEFORE_AUDIO: u32 = 2;
+
 /// What a job reports to its owner.
 #[derive(Debug)]
 pub enum JobReport {
@@ -33,9 +40,14 @@ pub enum JobReport {
         /// Whether Opus packets pass through untouched.
         passthrough: bool,
     },
-    /// Failed before producing audio.
+    /// Failed before producing audio: the source cannot be opened or recognised.
     LoadFailed(String),
-    /// Failed mid-track; a `Failed` record with `code` follows the last good frame.
+    /// The decoder panicked while opening the source (a bug in it, reached by corrupt
+    /// input); the job is gone and produced nothing.
+    Panicked(String),
+    /// Failed after `Ready` (an error, or a panic in the decoder); a `Failed` record
+    /// with `code` ([`FAILED_MID_TRACK`] or [`FAILED_BEFORE_AUDIO`]) follows the last
+    /// good frame.
     Failed {
         /// Code written into the record.
         code: u32,
@@ -115,6 +127,12 @@ pub struct Job {
     /// with thousands of players that was most of a decode thread's time.
     refilling: bool,
     refill_at: usize,
+    /// Whether any audio record of this track reached the ring (decides the end
+    /// reason of a failure).
+    wrote_audio: bool,
+    /// The decoder panicked: the format reader and decoder are never used again, and
+    /// the job only writes its `Failed` record (`code`) once the ring has room.
+    broken: Option<u32>,
 }
 
 impl std::fmt::Debug for Job {
@@ -200,6 +218,8 @@ impl Job {
             sample_buf: None,
             refilling: true,
             refill_at: capacity / 4,
+            wrote_audio: false,
+            broken: None,
         };
         if spec.start_ms > 0 {
             job.seek(spec.start_ms, spec.epoch);
@@ -218,9 +238,36 @@ impl Job {
         self.passthrough
     }
 
+    /// After a panic inside [`Job::command`] or [`Job::pump`]: stops all decoding and
+    /// returns the `Failed` record's code, which later pumps write once the ring has
+    /// room. Only the ring writer (engine code, not the decoder) and plain fields are
+    /// used from here on, and the record goes after the last complete record, since a
+    /// ring write publishes a record only once it is whole.
+    pub fn break_down(&mut self) -> u32 {
+        let code = self.failure_code();
+        self.broken = Some(code);
+        self.staged.clear();
+        code
+    }
+
+    fn failure_code(&self) -> u32 {
+        if self.wrote_audio {
+            FAILED_MID_TRACK
+        } else {
+            FAILED_BEFORE_AUDIO
+        }
+    }
+
     /// Applies a command; returns false once the job should end.
     pub fn command(&mut self, cmd: JobCommand) -> bool {
         match cmd {
+            JobCommand::Seek { epoch, .. } if self.broken.is_some() => {
+                // No decoding after a panic: the failure record carries the new epoch,
+                // the one the engine now reads.
+                self.epoch = epoch;
+                self.refilling = true;
+                true
+            }
             JobCommand::Seek { position_ms, epoch } => {
                 self.seek(position_ms, epoch);
                 true
@@ -264,6 +311,18 @@ impl Job {
             }
             self.refilling = true;
         }
+        if let Some(code) = self.broken {
+            return if self
+                .writer
+                .write(RecordKind::Failed, self.epoch, &code.to_le_bytes())
+                .is_ok()
+            {
+                Pump::Finished
+            } else {
+                self.refilling = false;
+                Pump::Full
+            };
+        }
         let pump = self.fill(budget, report);
         if pump == Pump::Full {
             self.refilling = false;
@@ -286,6 +345,7 @@ impl Job {
                 if written.is_err() {
                     return Pump::Full;
                 }
+                self.wrote_audio = true;
                 self.staged.pop_front();
             }
             if self.done {
@@ -301,7 +361,7 @@ impl Job {
             match self.next_frames() {
                 Ok(n) => produced += n.max(1),
                 Err(message) => {
-                    let code = 1;
+                    let code = self.failure_code();
                     report(JobReport::Failed { code, message });
                     return if self
                         .writer
@@ -310,8 +370,10 @@ impl Job {
                     {
                         Pump::Finished
                     } else {
-                        // Try again on the next pump; the failure is already reported.
-                        self.done = true;
+                        // The next pumps write the record once there is room; the
+                        // failure is already reported.
+                        self.broken = Some(code);
+                        self.staged.clear();
                         Pump::Full
                     };
                 }
@@ -361,6 +423,8 @@ impl Job {
                         .is_err()
                 {
                     self.staged.push_back(Pending::Opus(data.to_vec()));
+                } else {
+                    self.wrote_audio = true;
                 }
                 return Ok(1);
             }

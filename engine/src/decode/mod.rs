@@ -10,7 +10,14 @@
 //! command for it arrives, which wakes it at once. Visiting thousands of resting jobs
 //! on every pass, each visit a few cache misses, had cost a decode thread more than
 //! the decoding itself.
+//!
+//! symphonia still panics on some corrupt input. Every call into it — opening and
+//! probing, each visit's seeks and decoding, and dropping a job — runs inside
+//! [`guard::catch`]: a panic ends only its own job, whose track then fails like any
+//! other (`Panicked`, or `Failed` with its record), and the thread carries on with
+//! its other jobs.
 
+pub mod guard;
 mod job;
 pub mod pcm;
 pub mod probe;
@@ -21,7 +28,9 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use job::{Job, JobCommand, JobReport, JobSpec, Opener, Pump};
+pub use job::{
+    Job, JobCommand, JobReport, JobSpec, Opener, Pump, FAILED_BEFORE_AUDIO, FAILED_MID_TRACK,
+};
 /// A byte source the decoder can read and (when seekable) seek.
 pub use symphonia::core::io::MediaSource;
 
@@ -102,6 +111,7 @@ pub struct DecodePool {
 impl DecodePool {
     /// Starts `threads` decode threads.
     pub fn start(threads: usize) -> std::io::Result<Self> {
+        guard::install_hook();
         let mut lanes = Vec::new();
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
@@ -208,6 +218,11 @@ impl Jobs {
         if let Some(moved) = self.jobs.get(i) {
             self.index.insert(moved.id, i);
         }
+        let id = gone.id;
+        // Dropping a demuxer (above all one that already panicked) may panic too.
+        if let Err(panic) = guard::catch(move || drop(gone)) {
+            tracing::warn!(job = id, panic = %panic, "a decode job panicked while being dropped");
+        }
     }
 }
 
@@ -218,7 +233,26 @@ enum Visit {
     End,
 }
 
+/// Visits a job, containing a panic in its decoder: the job then only writes its
+/// failure record (see [`Job::break_down`]) and ends.
 fn visit(r: &mut Running) -> Visit {
+    // Unwind safety: after a panic only `break_down` and the ring writer are used on
+    // the job, never the format reader or decoder the panic may have left half-changed.
+    match guard::catch(|| visit_unguarded(r)) {
+        Ok(visit) => visit,
+        Err(panic) => {
+            tracing::warn!(job = r.id, panic = %panic, "a decode job panicked; its track fails");
+            let code = r.job.break_down();
+            (r.report)(JobReport::Failed {
+                code,
+                message: format!("the decoder panicked: {panic}"),
+            });
+            Visit::Busy
+        }
+    }
+}
+
+fn visit_unguarded(r: &mut Running) -> Visit {
     loop {
         match r.commands.try_recv() {
             Ok(cmd) => {
@@ -288,7 +322,19 @@ fn open(new: NewJob) -> Option<Running> {
         commands,
         mut report,
     } = new;
-    match Job::open(spec) {
+    // Unwind safety: after a panic nothing of the half-opened job is left to use (its
+    // parts were dropped while unwinding), and the closure holds nothing else.
+    let opened = match guard::catch(|| Job::open(spec)) {
+        Ok(opened) => opened,
+        Err(panic) => {
+            tracing::warn!(job = id, panic = %panic, "a decode job panicked while opening");
+            report(JobReport::Panicked(format!(
+                "the decoder panicked: {panic}"
+            )));
+            return None;
+        }
+    };
+    match opened {
         Ok((job, ready)) => {
             report(ready);
             Some(Running {

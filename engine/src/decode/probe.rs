@@ -44,7 +44,24 @@ pub struct MediaInfo {
 }
 
 /// Reads the tags and length of a source (blocking; run off async threads).
+///
+/// A panic in symphonia (corrupt input can still cause one) is caught and returned as
+/// an error, so a load ends with Lavalink's `error` result instead of a lost request.
 pub fn inspect(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<MediaInfo, String> {
+    super::guard::install_hook();
+    // Unwind safety: everything the closure touches is its own and dropped with it.
+    super::guard::catch(|| inspect_unguarded(source, extension)).unwrap_or_else(|panic| {
+        tracing::warn!(panic = %panic, "probing a track panicked");
+        Err(format!(
+            "the file is corrupt (the decoder panicked: {panic})"
+        ))
+    })
+}
+
+fn inspect_unguarded(
+    source: Box<dyn MediaSource>,
+    extension: Option<&str>,
+) -> Result<MediaInfo, String> {
     let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = extension {
