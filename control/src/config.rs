@@ -21,6 +21,37 @@ pub struct ControlConfig {
     pub disabled_filters: Vec<String>,
     /// What `/version` and `/v4/info` report.
     pub build: BuildInfo,
+    /// Connection limits and timeouts of the HTTP edge (`quaver.server.*`).
+    pub edge: EdgeLimits,
+}
+
+/// How the HTTP edge protects itself from clients that connect and never finish a
+/// request (`quaver.server.*`). A connection counts as authenticated once it has
+/// made a REST request with the right password or upgraded to a WebSocket;
+/// authenticated connections are exempt from the cap and the idle timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Most connections that have not authenticated yet; when one more arrives, the
+    /// oldest of them is closed.
+    pub max_connections: usize,
+    /// Time an unauthenticated connection gets to send a complete request head,
+    /// counted from the connection (or its previous response).
+    pub header_timeout: Duration,
+    /// Time an unauthenticated connection may sit without a request.
+    pub idle_timeout: Duration,
+    /// Time any request gets to deliver its whole body, counted from its head.
+    pub body_timeout: Duration,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            max_connections: 1000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Version and build facts reported by `/version` and `/v4/info`.
@@ -68,6 +99,7 @@ impl Default for ControlConfig {
             cleanup_threshold: Duration::from_secs(60),
             disabled_filters: Vec::new(),
             build: BuildInfo::default(),
+            edge: EdgeLimits::default(),
         }
     }
 }
