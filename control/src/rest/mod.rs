@@ -172,3 +172,18 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_compare_accepts_only_the_exact_secret() {
+        assert!(secret_eq(b"youshallnotpass", b"youshallnotpass"));
+        assert!(secret_eq(b"", b""));
+        assert!(!secret_eq(b"youshallnotpasS", b"youshallnotpass"));
+        assert!(!secret_eq(b"youshallnotpas", b"youshallnotpass"));
+        assert!(!secret_eq(b"youshallnotpass ", b"youshallnotpass"));
+        assert!(!secret_eq(b"", b"youshallnotpass"));
+    }
+}
