@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
+use quaver_control::config::EdgeLimits;
 use quaver_control::loader::{SourceManager, TrackLoader};
 use quaver_control::media::{Media, MediaSettings, VoiceConnector};
 use quaver_control::sources::http::{HttpSource, HttpTimeouts};
 use quaver_control::sources::local::LocalSource;
 use quaver_control::voice::connection::{DiscordVoice, TransportFactory, TransportParams};
 use quaver_control::voice::speaking::SpeakingWatch;
-use quaver_control::config::EdgeLimits;
 use quaver_control::{BuildInfo, ControlConfig, Node};
 use quaver_engine::clock::SystemClock;
 use quaver_engine::decode::DecodePool;

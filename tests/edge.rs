@@ -58,7 +58,11 @@ async fn read_response<R: AsyncReadExt + Unpin>(stream: &mut R) -> (u16, String,
             .await
             .expect("response in time")
             .expect("readable");
-        assert!(n > 0, "closed before a response: {:?}", String::from_utf8_lossy(&data));
+        assert!(
+            n > 0,
+            "closed before a response: {:?}",
+            String::from_utf8_lossy(&data)
+        );
         data.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
@@ -105,7 +109,8 @@ fn assert_lavalink_error(status: u16, head: &str, body: &[u8], path: &str) -> Va
         "{head}"
     );
     assert!(
-        head.to_ascii_lowercase().contains("lavalink-api-version: 4"),
+        head.to_ascii_lowercase()
+            .contains("lavalink-api-version: 4"),
         "{head}"
     );
     let v: Value = serde_json::from_slice(body)
@@ -168,8 +173,14 @@ async fn idle_unauthenticated_connections_are_closed_authenticated_ones_kept() {
         .unwrap();
     assert_eq!(read_response(&mut client).await.0, 200);
 
-    assert!(closed_within(&mut silent, BOUND).await, "silent socket kept");
-    assert!(closed_within(&mut refused, BOUND).await, "refused socket kept");
+    assert!(
+        closed_within(&mut silent, BOUND).await,
+        "silent socket kept"
+    );
+    assert!(
+        closed_within(&mut refused, BOUND).await,
+        "refused socket kept"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     client
         .write_all(get("/v4/info", true).as_bytes())
@@ -203,7 +214,10 @@ async fn slow_body_is_answered_408_and_closed() {
     });
     let (status, head, body) = read_response(&mut rd).await;
     assert_eq!(status, 408, "{head}");
-    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
     assert_lavalink_error(408, &head, &body, "/v4/sessions/none/players/1");
     let closed = tokio::time::timeout(BOUND, async {
         let mut buf = [0u8; 64];
@@ -304,5 +318,8 @@ async fn local_paths_outside_the_roots_look_missing() {
     let (s2, missing) = load(missing).await;
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(missing["loadType"], "empty", "{missing}");
-    assert_eq!(outside, missing, "an existing file outside the roots answers like a missing one");
+    assert_eq!(
+        outside, missing,
+        "an existing file outside the roots answers like a missing one"
+    );
 }

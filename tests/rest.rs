@@ -112,7 +112,14 @@ async fn version_info_and_stats() {
     let keys: Vec<_> = stats.as_object().unwrap().keys().cloned().collect();
     assert_eq!(
         keys,
-        ["frameStats", "players", "playingPlayers", "uptime", "memory", "cpu"],
+        [
+            "frameStats",
+            "players",
+            "playingPlayers",
+            "uptime",
+            "memory",
+            "cpu"
+        ],
         "REST stats carry frameStats for strict client schemas"
     );
     assert_eq!(stats["frameStats"], Value::Null);

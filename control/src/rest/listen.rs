@@ -333,7 +333,10 @@ impl ConnTask {
         loop {
             let next = match self.conn.watch(&self.limits, Instant::now()) {
                 Watch::Close => {
-                    tracing::debug!(id = self.conn.id, "closing an idle unauthenticated connection");
+                    tracing::debug!(
+                        id = self.conn.id,
+                        "closing an idle unauthenticated connection"
+                    );
                     break;
                 }
                 Watch::At(at) => Some(at),
@@ -570,23 +573,44 @@ mod tests {
         let conn = registry.admit();
         let t0 = conn.started;
         // Nothing read: idle timeout from the connection.
-        assert_eq!(conn.watch(&limits(), t0), Watch::At(t0 + Duration::from_secs(20)));
+        assert_eq!(
+            conn.watch(&limits(), t0),
+            Watch::At(t0 + Duration::from_secs(20))
+        );
         // A head starting to arrive at +2 s: the header timeout from then.
         tokio::time::advance(Duration::from_secs(2)).await;
         conn.read(10);
-        assert_eq!(conn.watch(&limits(), t0), Watch::At(t0 + Duration::from_secs(12)));
+        assert_eq!(
+            conn.watch(&limits(), t0),
+            Watch::At(t0 + Duration::from_secs(12))
+        );
         conn.read(10);
-        assert_eq!(conn.watch(&limits(), t0), Watch::At(t0 + Duration::from_secs(12)));
-        assert_eq!(conn.watch(&limits(), t0 + Duration::from_secs(12)), Watch::Close);
+        assert_eq!(
+            conn.watch(&limits(), t0),
+            Watch::At(t0 + Duration::from_secs(12))
+        );
+        assert_eq!(
+            conn.watch(&limits(), t0 + Duration::from_secs(12)),
+            Watch::Close
+        );
         // A request in flight is not judged by the watchdog.
         let guard = InFlight::new(&conn);
-        assert!(matches!(conn.watch(&limits(), t0 + Duration::from_secs(60)), Watch::At(_)));
+        assert!(matches!(
+            conn.watch(&limits(), t0 + Duration::from_secs(60)),
+            Watch::At(_)
+        ));
         tokio::time::advance(Duration::from_secs(5)).await;
         drop(guard);
         // Answered at +7 s with nothing new read: idle from then.
-        assert_eq!(conn.watch(&limits(), t0), Watch::At(t0 + Duration::from_secs(27)));
+        assert_eq!(
+            conn.watch(&limits(), t0),
+            Watch::At(t0 + Duration::from_secs(27))
+        );
         conn.authenticate();
-        assert_eq!(conn.watch(&limits(), t0 + Duration::from_secs(999)), Watch::Exempt);
+        assert_eq!(
+            conn.watch(&limits(), t0 + Duration::from_secs(999)),
+            Watch::Exempt
+        );
     }
 
     #[tokio::test]
