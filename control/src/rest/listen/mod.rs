@@ -22,27 +22,27 @@
 //! itself). From then on it is exempt from the cap and the idle timeouts: a client that
 //! knows the password is never locked out by strangers.
 
-use std::collections::BTreeMap;
+mod guard;
+mod io;
+
 use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use axum::Router;
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify};
-use tokio::time::{Instant, Sleep};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+pub use guard::EdgeConnection;
+use guard::{Conn, InFlight, Registry, Watch};
+use io::{CountingIo, DeadlineBody};
 
 use super::error::{ApiError, ErrorContext};
 use crate::config::EdgeLimits;
@@ -72,7 +72,7 @@ pub async fn serve(
     app: Router,
     limits: EdgeLimits,
     mut shutdown: watch::Receiver<bool>,
-) -> io::Result<()> {
+) -> std::io::Result<()> {
     let limits = Arc::new(limits);
     let registry = Arc::new(Registry::new(limits.max_connections));
     // Every connection task holds a sender; when all are gone, the drain is done.
@@ -106,7 +106,7 @@ pub async fn serve(
 
 /// `EMFILE`/`ENFILE`: free a descriptor by evicting the oldest unauthenticated
 /// connection and wait a moment; other errors concern one connection only.
-async fn accept_failed(e: &io::Error, registry: &Registry) {
+async fn accept_failed(e: &std::io::Error, registry: &Registry) {
     let out_of_files = matches!(e.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE);
     if out_of_files {
         tracing::warn!(error = %e, "accept failed: out of file descriptors; closing the oldest unauthenticated connection");
@@ -120,188 +120,6 @@ async fn accept_failed(e: &io::Error, registry: &Registry) {
 // Linux errno values; `io::ErrorKind` has no stable variant for them.
 const EMFILE: i32 = 24;
 const ENFILE: i32 = 23;
-
-/// The connections that have not authenticated yet, oldest first.
-#[derive(Debug)]
-struct Registry {
-    cap: usize,
-    next_id: AtomicU64,
-    waiting: Mutex<BTreeMap<u64, Arc<Conn>>>,
-}
-
-impl Registry {
-    fn new(cap: usize) -> Self {
-        Registry {
-            cap: cap.max(1),
-            next_id: AtomicU64::new(0),
-            waiting: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// Registers a new connection, evicting the oldest unauthenticated ones beyond the cap.
-    fn admit(self: &Arc<Self>) -> Arc<Conn> {
-        let conn = Arc::new(Conn::new(self.next_id.fetch_add(1, SeqCst), self.clone()));
-        let mut evicted = Vec::new();
-        {
-            let mut waiting = self.waiting.lock();
-            while waiting.len() >= self.cap {
-                match waiting.pop_first() {
-                    Some((_, old)) => evicted.push(old),
-                    None => break,
-                }
-            }
-            waiting.insert(conn.id, conn.clone());
-        }
-        if !evicted.is_empty() {
-            tracing::debug!(
-                count = evicted.len(),
-                "connection cap reached; closing the oldest unauthenticated connection"
-            );
-        }
-        for old in evicted {
-            old.evict.notify_one();
-        }
-        conn
-    }
-
-    fn evict_oldest(&self) {
-        let oldest = self.waiting.lock().pop_first();
-        if let Some((_, old)) = oldest {
-            old.evict.notify_one();
-        }
-    }
-
-    fn forget(&self, id: u64) {
-        self.waiting.lock().remove(&id);
-    }
-}
-
-/// What the watchdog knows about one connection.
-#[derive(Debug)]
-struct Conn {
-    id: u64,
-    registry: Arc<Registry>,
-    started: Instant,
-    authenticated: AtomicBool,
-    /// Requests handed to the router and not answered yet.
-    in_flight: AtomicU32,
-    /// Bytes read from the socket so far.
-    bytes_read: AtomicU64,
-    /// `bytes_read` when the last response was produced: more means a new request
-    /// head is arriving.
-    read_mark: AtomicU64,
-    /// Milliseconds from `started` to the last response (0 before the first).
-    last_done_ms: AtomicU64,
-    /// Milliseconds from `started` to the first byte read after `read_mark`.
-    head_started_ms: AtomicU64,
-    /// Woken when a request head starts to arrive.
-    head_started: Notify,
-    /// Set when a request body missed its deadline.
-    body_timed_out: AtomicBool,
-    evict: Notify,
-}
-
-/// What the watchdog does next.
-#[derive(Debug, PartialEq, Eq)]
-enum Watch {
-    /// Nothing to watch: the connection is authenticated.
-    Exempt,
-    /// Look again at this time.
-    At(Instant),
-    /// Close it now.
-    Close,
-}
-
-impl Conn {
-    fn new(id: u64, registry: Arc<Registry>) -> Self {
-        Conn {
-            id,
-            registry,
-            started: Instant::now(),
-            authenticated: AtomicBool::new(false),
-            in_flight: AtomicU32::new(0),
-            bytes_read: AtomicU64::new(0),
-            read_mark: AtomicU64::new(0),
-            last_done_ms: AtomicU64::new(0),
-            head_started_ms: AtomicU64::new(0),
-            head_started: Notify::new(),
-            body_timed_out: AtomicBool::new(false),
-            evict: Notify::new(),
-        }
-    }
-
-    fn at(&self, offset_ms: &AtomicU64) -> Instant {
-        self.started + Duration::from_millis(offset_ms.load(SeqCst))
-    }
-
-    /// Counts bytes read; the first after the last response starts the header clock.
-    fn read(&self, n: usize) {
-        let before = self.bytes_read.fetch_add(n as u64, SeqCst);
-        if before == self.read_mark.load(SeqCst) {
-            self.head_started_ms
-                .store(self.started.elapsed().as_millis() as u64, SeqCst);
-            self.head_started.notify_one();
-        }
-    }
-
-    fn authenticate(&self) {
-        if !self.authenticated.swap(true, SeqCst) {
-            self.registry.forget(self.id);
-        }
-    }
-
-    fn watch(&self, limits: &EdgeLimits, now: Instant) -> Watch {
-        if self.authenticated.load(SeqCst) {
-            return Watch::Exempt;
-        }
-        if self.in_flight.load(SeqCst) > 0 {
-            // The body timeout bounds the request; look again later.
-            return Watch::At(now + limits.idle_timeout);
-        }
-        let head_arriving = self.bytes_read.load(SeqCst) > self.read_mark.load(SeqCst);
-        let deadline = if head_arriving {
-            self.at(&self.head_started_ms) + limits.header_timeout
-        } else {
-            self.at(&self.last_done_ms) + limits.idle_timeout
-        };
-        if now >= deadline {
-            Watch::Close
-        } else {
-            Watch::At(deadline)
-        }
-    }
-}
-
-/// Counts a request as in flight until its response is produced (or it is dropped).
-struct InFlight(Arc<Conn>);
-
-impl InFlight {
-    fn new(conn: &Arc<Conn>) -> Self {
-        conn.in_flight.fetch_add(1, SeqCst);
-        InFlight(conn.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let c = &self.0;
-        c.last_done_ms
-            .store(c.started.elapsed().as_millis() as u64, SeqCst);
-        c.read_mark.store(c.bytes_read.load(SeqCst), SeqCst);
-        c.in_flight.fetch_sub(1, SeqCst);
-    }
-}
-
-/// The connection a request arrived on, in the request's extensions.
-#[derive(Debug, Clone)]
-pub struct EdgeConnection(Arc<Conn>);
-
-impl EdgeConnection {
-    /// Marks the connection as authenticated: exempt from the cap and idle timeouts.
-    pub fn authenticate(&self) {
-        self.0.authenticate();
-    }
-}
 
 struct ConnTask {
     conn: Arc<Conn>,
@@ -462,177 +280,9 @@ fn edge_error(err: ApiError, uri: &Uri, close: bool) -> Response<Body> {
     res
 }
 
-/// A request body that fails once its deadline passes.
-struct DeadlineBody {
-    inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
-    conn: Arc<Conn>,
-}
-
-/// The error a late body ends with.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-struct BodyTimeout;
-
-impl HttpBody for DeadlineBody {
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            self.conn.body_timed_out.store(true, SeqCst);
-            return Poll::Ready(Some(Err(BodyTimeout.into())));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The TCP stream, counting bytes read so the watchdog can tell a request head
-/// arriving from an idle connection.
-struct CountingIo {
-    inner: TcpStream,
-    conn: Arc<Conn>,
-}
-
-impl AsyncRead for CountingIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.conn.read(n);
-        }
-        res
-    }
-}
-
-impl AsyncWrite for CountingIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn limits() -> EdgeLimits {
-        EdgeLimits {
-            max_connections: 2,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(20),
-            body_timeout: Duration::from_secs(30),
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn watchdog_times_heads_and_idleness_until_authenticated() {
-        let registry = Arc::new(Registry::new(2));
-        let conn = registry.admit();
-        let t0 = conn.started;
-        // Nothing read: idle timeout from the connection.
-        assert_eq!(
-            conn.watch(&limits(), t0),
-            Watch::At(t0 + Duration::from_secs(20))
-        );
-        // A head starting to arrive at +2 s: the header timeout from then.
-        tokio::time::advance(Duration::from_secs(2)).await;
-        conn.read(10);
-        assert_eq!(
-            conn.watch(&limits(), t0),
-            Watch::At(t0 + Duration::from_secs(12))
-        );
-        conn.read(10);
-        assert_eq!(
-            conn.watch(&limits(), t0),
-            Watch::At(t0 + Duration::from_secs(12))
-        );
-        assert_eq!(
-            conn.watch(&limits(), t0 + Duration::from_secs(12)),
-            Watch::Close
-        );
-        // A request in flight is not judged by the watchdog.
-        let guard = InFlight::new(&conn);
-        assert!(matches!(
-            conn.watch(&limits(), t0 + Duration::from_secs(60)),
-            Watch::At(_)
-        ));
-        tokio::time::advance(Duration::from_secs(5)).await;
-        drop(guard);
-        // Answered at +7 s with nothing new read: idle from then.
-        assert_eq!(
-            conn.watch(&limits(), t0),
-            Watch::At(t0 + Duration::from_secs(27))
-        );
-        conn.authenticate();
-        assert_eq!(
-            conn.watch(&limits(), t0 + Duration::from_secs(999)),
-            Watch::Exempt
-        );
-    }
-
-    #[tokio::test]
-    async fn cap_evicts_the_oldest_unauthenticated() {
-        let registry = Arc::new(Registry::new(2));
-        let a = registry.admit();
-        let b = registry.admit();
-        b.authenticate();
-        let c = registry.admit();
-        // b left the registry: a and c fit.
-        assert_eq!(registry.waiting.lock().len(), 2);
-        let _d = registry.admit();
-        // a, the oldest waiting, was told to go; c was not.
-        tokio::time::timeout(Duration::from_secs(1), a.evict.notified())
-            .await
-            .expect("oldest evicted");
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), c.evict.notified())
-                .await
-                .is_err()
-        );
-    }
 
     #[test]
     fn head_limits() {
