@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
+use quaver_control::config::EdgeLimits;
 use quaver_control::loader::{SourceManager, TrackLoader};
 use quaver_control::media::{Media, MediaSettings, VoiceConnector};
 use quaver_control::sources::http::{HttpSource, HttpTimeouts};
@@ -121,6 +122,7 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
 /// The control-plane settings derived from the node configuration.
 pub fn control_config(config: &Config) -> ControlConfig {
     let l = &config.lavalink;
+    let q = &config.quaver;
     let f = &l.filters;
     let disabled = [
         ("volume", f.volume),
@@ -143,6 +145,12 @@ pub fn control_config(config: &Config) -> ControlConfig {
         player_update_interval: Duration::from_secs(l.player_update_interval_s.max(1)),
         disabled_filters: disabled,
         build: build_info(),
+        edge: EdgeLimits {
+            max_connections: q.server_max_connections,
+            header_timeout: Duration::from_millis(q.server_header_timeout_ms),
+            idle_timeout: Duration::from_millis(q.server_idle_timeout_ms),
+            body_timeout: Duration::from_millis(q.server_body_timeout_ms),
+        },
         ..ControlConfig::default()
     }
 }
@@ -155,6 +163,70 @@ fn build_info() -> BuildInfo {
         git_commit_time: env!("QUAVER_GIT_COMMIT_TIME_MS").parse().unwrap_or(0),
         ..BuildInfo::default()
     }
+}
+
+/// Raises the soft limit on open files to the hard limit (a systemd service or a
+/// login shell often starts at 1 024 while the hard limit is far higher) and returns
+/// the limit now in force, or `None` when it cannot be read.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` through a valid, exclusive pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let before = lim.rlim_cur;
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `setrlimit` reads one `rlimit` through a valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                from = before,
+                to = raised.rlim_cur,
+                "raised the open-file limit"
+            );
+            lim = raised;
+        } else {
+            tracing::warn!(
+                limit = before,
+                hard = lim.rlim_max,
+                "could not raise the open-file limit"
+            );
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
+/// The edge limits in force: `quaver.server.maxConnections` is lowered to half the
+/// open-file limit when that is smaller, so unauthenticated connections alone can
+/// never exhaust the descriptors authenticated clients, files and sockets need.
+fn edge_limits(configured: &EdgeLimits, open_files: Option<u64>) -> EdgeLimits {
+    let mut limits = configured.clone();
+    if let Some(files) = open_files {
+        let room = usize::try_from(files / 2).unwrap_or(usize::MAX).max(1);
+        if limits.max_connections > room {
+            tracing::warn!(
+                configured = limits.max_connections,
+                used = room,
+                open_files = files,
+                "quaver.server.maxConnections lowered to half the open-file limit"
+            );
+            limits.max_connections = room;
+        }
+    }
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_ms = limits.header_timeout.as_millis() as u64,
+        idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+        body_timeout_ms = limits.body_timeout.as_millis() as u64,
+        "HTTP edge limits"
+    );
+    limits
 }
 
 impl Running {
@@ -200,14 +272,13 @@ impl Running {
         let node = Node::new(control, loader, Arc::new(media.clone()));
         node.start_frame_sampler();
         let app = quaver_control::router(node.clone());
-        let mut shutdown = node.shutdown_signal();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.wait_for(|down| *down).await;
-                })
-                .await
-        });
+        let limits = edge_limits(&node.config.edge, raise_open_file_limit());
+        let server = tokio::spawn(quaver_control::rest::listen::serve(
+            listener,
+            app,
+            limits,
+            node.shutdown_signal(),
+        ));
         tracing::info!(%addr, "Quaver is ready to accept connections");
         Ok(Running {
             addr,

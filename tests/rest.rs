@@ -112,9 +112,17 @@ async fn version_info_and_stats() {
     let keys: Vec<_> = stats.as_object().unwrap().keys().cloned().collect();
     assert_eq!(
         keys,
-        ["players", "playingPlayers", "uptime", "memory", "cpu"],
-        "REST stats omit frameStats"
+        [
+            "frameStats",
+            "players",
+            "playingPlayers",
+            "uptime",
+            "memory",
+            "cpu"
+        ],
+        "REST stats carry frameStats for strict client schemas"
     );
+    assert_eq!(stats["frameStats"], Value::Null);
     assert!(stats["memory"]["used"].as_u64().unwrap() > 0);
     assert!(stats["cpu"]["cores"].as_u64().unwrap() >= 1);
     assert!(stats["cpu"]["systemLoad"].is_f64() && stats["cpu"]["lavalinkLoad"].is_f64());

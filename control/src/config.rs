@@ -24,6 +24,37 @@ pub struct ControlConfig {
     /// Bytes a session may hold queued or unacknowledged while its client is
     /// connected; a client that stops reading is disconnected past this (it can resume).
     pub outbox_limit_bytes: usize,
+    /// Connection limits and timeouts of the HTTP edge (`quaver.server.*`).
+    pub edge: EdgeLimits,
+}
+
+/// How the HTTP edge protects itself from clients that connect and never finish a
+/// request (`quaver.server.*`). A connection counts as authenticated once it has
+/// made a REST request with the right password or upgraded to a WebSocket;
+/// authenticated connections are exempt from the cap and the idle timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Most connections that have not authenticated yet; when one more arrives, the
+    /// oldest of them is closed.
+    pub max_connections: usize,
+    /// Time an unauthenticated connection gets to send a complete request head,
+    /// counted from the connection (or its previous response).
+    pub header_timeout: Duration,
+    /// Time an unauthenticated connection may sit without a request.
+    pub idle_timeout: Duration,
+    /// Time any request gets to deliver its whole body, counted from its head.
+    pub body_timeout: Duration,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            max_connections: 1000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Version and build facts reported by `/version` and `/v4/info`.
@@ -72,6 +103,7 @@ impl Default for ControlConfig {
             disabled_filters: Vec::new(),
             build: BuildInfo::default(),
             outbox_limit_bytes: crate::session::DEFAULT_LIMIT_BYTES,
+            edge: EdgeLimits::default(),
         }
     }
 }

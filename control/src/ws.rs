@@ -38,7 +38,12 @@ pub(crate) async fn handshake(
 ) -> Response {
     // A WebSocket handshake only ever fails authentication with 401.
     let given = headers.get("Authorization").map(|v| v.as_bytes());
-    if given != node.config.password.as_deref().map(str::as_bytes) {
+    let authorized = match (given, node.config.password.as_deref()) {
+        (None, None) => true,
+        (Some(g), Some(p)) => crate::rest::secret_eq(g, p.as_bytes()),
+        _ => false,
+    };
+    if !authorized {
         tracing::warn!("WebSocket authentication failed");
         return StatusCode::UNAUTHORIZED.into_response();
     }

@@ -190,6 +190,10 @@ impl Default for QuaverConfig {
             voice_allow_insecure_endpoints: false,
             voice_dave: true,
             local_roots: Vec::new(),
+            server_max_connections: 1_000,
+            server_header_timeout_ms: 10_000,
+            server_idle_timeout_ms: 10_000,
+            server_body_timeout_ms: 30_000,
         }
     }
 }

@@ -326,4 +326,14 @@ pub struct QuaverConfig {
     pub voice_dave: bool,
     /// `quaver.sources.localRoots`: directories the local source may read, default none.
     pub local_roots: Vec<PathBuf>,
+    /// `quaver.server.maxConnections`: most unauthenticated connections, default 1000.
+    pub server_max_connections: usize,
+    /// `quaver.server.headerTimeoutMs`: time to send a request head before
+    /// authenticating, default 10000 ms.
+    pub server_header_timeout_ms: u64,
+    /// `quaver.server.idleTimeoutMs`: idle time allowed before authenticating,
+    /// default 10000 ms.
+    pub server_idle_timeout_ms: u64,
+    /// `quaver.server.bodyTimeoutMs`: time a request body may take, default 30000 ms.
+    pub server_body_timeout_ms: u64,
 }

@@ -800,6 +800,57 @@ pub(crate) static KEYS: &[Key] = &[
         },
         default: Shown::Note("empty"),
         unit: "",
-        doc: "Directories the local source may read from; files elsewhere are refused.",
+        doc: "Directories the local source may read from; files elsewhere are answered \
+              like missing ones.",
+    },
+    Key {
+        path: "quaver.server.maxConnections",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+            set: |c, v| c.quaver.server_max_connections = fit(v),
+        },
+        default: Shown::Value("1000"),
+        unit: "connections",
+        doc: "Most connections that have not authenticated yet (no REST request with the \
+              password, no WebSocket); one more closes the oldest of them. Authenticated \
+              connections do not count and are never closed for it. Lowered to half the \
+              open-file limit when that is smaller.",
+    },
+    Key {
+        path: "quaver.server.headerTimeoutMs",
+        kind: Kind::Int {
+            min: 100,
+            max: 3_600_000,
+            set: |c, v| c.quaver.server_header_timeout_ms = fit(v),
+        },
+        default: Shown::Value("10000"),
+        unit: "ms",
+        doc: "Time an unauthenticated connection gets to send a complete request head, \
+              counted from its first byte after connecting or after its last response.",
+    },
+    Key {
+        path: "quaver.server.idleTimeoutMs",
+        kind: Kind::Int {
+            min: 100,
+            max: 3_600_000,
+            set: |c, v| c.quaver.server_idle_timeout_ms = fit(v),
+        },
+        default: Shown::Value("10000"),
+        unit: "ms",
+        doc: "Time an unauthenticated connection may stay silent, after connecting or \
+              after its last response, before it is closed.",
+    },
+    Key {
+        path: "quaver.server.bodyTimeoutMs",
+        kind: Kind::Int {
+            min: 100,
+            max: 3_600_000,
+            set: |c, v| c.quaver.server_body_timeout_ms = fit(v),
+        },
+        default: Shown::Value("30000"),
+        unit: "ms",
+        doc: "Time any request gets to deliver its whole body after its head; a late \
+              body is answered with 408 and the connection closed.",
     },
 ];

@@ -108,6 +108,10 @@ fn full_lavalink_file_loads_without_warnings() {
         q.local_roots,
         [PathBuf::from("/srv/music"), PathBuf::from("/srv/jingles")]
     );
+    assert_eq!(q.server_max_connections, 500);
+    assert_eq!(q.server_header_timeout_ms, 5_000);
+    assert_eq!(q.server_idle_timeout_ms, 15_000);
+    assert_eq!(q.server_body_timeout_ms, 20_000);
 }
 
 #[test]
@@ -546,5 +550,5 @@ fn documented_environment_names_reach_their_keys() {
 
 #[test]
 fn key_count() {
-    assert_eq!(KEYS.len(), 83);
+    assert_eq!(KEYS.len(), 87);
 }

@@ -9,6 +9,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::node::Node;
+use crate::protocol::messages::FrameStatsField;
 
 pub(super) async fn version(State(node): State<Arc<Node>>) -> impl IntoResponse {
     (
@@ -102,8 +103,12 @@ pub(super) async fn info(State(node): State<Arc<Node>>) -> impl IntoResponse {
     })
 }
 
+/// Lavalink omits `frameStats` here, but the strict schemas typed clients validate
+/// with (lavaclient's among them) require the key; `null` satisfies every client.
 pub(super) async fn stats(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    Json(node.stats(None))
+    let mut stats = node.stats(None);
+    stats.frame_stats = FrameStatsField::Present(None);
+    Json(stats)
 }
 
 #[cfg(test)]

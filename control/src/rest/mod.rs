@@ -5,6 +5,7 @@ pub mod body;
 mod engine;
 pub mod error;
 mod info;
+pub mod listen;
 mod players;
 mod routeplanner;
 mod tracks;
@@ -64,10 +65,16 @@ pub fn router(node: Arc<Node>) -> Router {
 }
 
 /// REST authentication: the `Authorization` header must equal the password verbatim.
-/// Missing → 401, wrong → 403, both with empty bodies.
+/// Missing → 401, wrong → 403, both with empty bodies. A request that passes marks
+/// its connection as authenticated (see [`listen`]).
 async fn authenticate(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
     match check_password(&node, req.headers()) {
-        Ok(()) => next.run(req).await,
+        Ok(()) => {
+            if let Some(conn) = req.extensions().get::<listen::EdgeConnection>() {
+                conn.authenticate();
+            }
+            next.run(req).await
+        }
         Err(status) => status.into_response(),
     }
 }
@@ -80,9 +87,19 @@ pub(crate) fn check_password(
     let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     match (given, node.config.password.as_deref()) {
         (None, _) => Err(StatusCode::UNAUTHORIZED),
-        (Some(g), Some(p)) if g == p.as_bytes() => Ok(()),
+        (Some(g), Some(p)) if secret_eq(g, p.as_bytes()) => Ok(()),
         _ => Err(StatusCode::FORBIDDEN),
     }
+}
+
+/// Whether a given secret equals the expected one, in time that depends on neither:
+/// both sides are hashed with SHA-256 and the digests compared in constant time, so
+/// not even the length of the password leaks through response timing.
+pub(crate) fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let (g, e) = (Sha256::digest(given), Sha256::digest(expected));
+    g.as_slice().ct_eq(e.as_slice()).into()
 }
 
 /// Runs around every request: renders [`ApiError`]s with the request's path and
@@ -92,10 +109,39 @@ async fn lavalink_edge(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     if let Some(err) = res.extensions_mut().remove::<ApiError>() {
         res = err.render(&ctx);
+    } else if is_plain_text_error(&res) {
+        res = as_api_error(res).await.render(&ctx);
     }
     res.headers_mut()
         .insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
     res
+}
+
+/// axum's own rejections (a body over the size limit, a path segment that does not
+/// percent-decode, …) are plain text; Lavalink answers them in its JSON shape.
+fn is_plain_text_error(res: &Response) -> bool {
+    let error = res.status().is_client_error() || res.status().is_server_error();
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    error && plain
+}
+
+/// The plain-text error as an [`ApiError`] with the same status and its text as message.
+async fn as_api_error(res: Response) -> ApiError {
+    let status = res.status();
+    let text = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, message)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -125,4 +171,19 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     res.headers_mut()
         .insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_compare_accepts_only_the_exact_secret() {
+        assert!(secret_eq(b"youshallnotpass", b"youshallnotpass"));
+        assert!(secret_eq(b"", b""));
+        assert!(!secret_eq(b"youshallnotpasS", b"youshallnotpass"));
+        assert!(!secret_eq(b"youshallnotpas", b"youshallnotpass"));
+        assert!(!secret_eq(b"youshallnotpass ", b"youshallnotpass"));
+        assert!(!secret_eq(b"", b"youshallnotpass"));
+    }
 }

@@ -26,36 +26,22 @@ impl LocalSource {
         }
     }
 
-    /// The canonical path of `identifier` if it names a file below a root. `Ok(None)`
-    /// when it is not a file path at all (another source may claim it).
-    fn resolve(&self, identifier: &str) -> Result<Option<PathBuf>, LoadFailure> {
+    /// The canonical path of `identifier` if it names a readable file below a root.
+    /// `None` otherwise, whatever the reason: a path outside the roots is answered
+    /// exactly like a missing one, so the node does not reveal which files exist
+    /// elsewhere on its disk (another source may still claim the identifier).
+    fn resolve(&self, identifier: &str) -> Option<PathBuf> {
         let raw = identifier.strip_prefix("file://").unwrap_or(identifier);
         if raw.contains("://") {
-            return Ok(None);
+            return None;
         }
-        let Ok(path) = Path::new(raw).canonicalize() else {
-            return Ok(None);
-        };
-        if !path.is_file() {
-            return Ok(None);
-        }
-        if self.roots.iter().any(|root| path.starts_with(root)) {
-            Ok(Some(path))
-        } else {
-            Err(LoadFailure {
-                message: "The file is outside the directories this node may read".into(),
-                severity: Severity::Common,
-                cause: None,
-            })
-        }
+        let path = Path::new(raw).canonicalize().ok()?;
+        let allowed = self.roots.iter().any(|root| path.starts_with(root));
+        (allowed && path.is_file()).then_some(path)
     }
 
     fn load_blocking(&self, identifier: &str) -> Option<LoadOutcome> {
-        let path = match self.resolve(identifier) {
-            Ok(Some(p)) => p,
-            Ok(None) => return None,
-            Err(f) => return Some(LoadOutcome::Failed(f)),
-        };
+        let path = self.resolve(identifier)?;
         let failed = |message: String| {
             Some(LoadOutcome::Failed(LoadFailure {
                 message,
@@ -124,11 +110,10 @@ impl SourceManager for LocalSource {
         };
         let resolved = self.resolve(&track.identifier);
         let opener: Opener = Box::new(move || match resolved {
-            Ok(Some(path)) => std::fs::File::open(&path)
+            Some(path) => std::fs::File::open(&path)
                 .map(|f| Box::new(f) as Box<dyn MediaSource>)
                 .map_err(|e| format!("Cannot open the file: {e}")),
-            Ok(None) => Err("The file does not exist".into()),
-            Err(f) => Err(f.message),
+            None => Err("The file does not exist".into()),
         });
         Some(SourceOpen {
             opener,
@@ -147,7 +132,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn loads_tags_and_refuses_paths_outside_roots() {
+    async fn loads_tags_and_hides_paths_outside_roots() {
         let source = LocalSource::new(&[media_dir()]);
         let file = media_dir().join("sine.mp3");
         let Some(LoadOutcome::Track(t)) = source.load(file.to_str().unwrap()).await else {
@@ -160,12 +145,12 @@ mod tests {
         );
         assert!((1900..2100).contains(&b.length_ms), "{}", b.length_ms);
         assert_eq!(b.source_data, SourceData::Probe("mp3".into()));
-        // Traversal out of the root is refused, even when the file exists.
+        // Traversal out of the root is not this source's, exactly like a missing
+        // file: the answer does not reveal that the file exists.
         let escape = format!("{}/../../Cargo.toml", media_dir().display());
-        assert!(matches!(
-            source.load(&escape).await,
-            Some(LoadOutcome::Failed(_))
-        ));
+        assert!(source.load(&escape).await.is_none());
+        let missing = format!("{}/missing.mp3", media_dir().display());
+        assert!(source.load(&missing).await.is_none());
         // Not a path at all: not this source's.
         assert!(source.load("https://example.com/a.mp3").await.is_none());
         assert!(source.load("/definitely/not/here.mp3").await.is_none());
