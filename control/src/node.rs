@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::config::ControlConfig;
 use crate::loader::TrackLoader;
 use crate::player::AudioFactory;
-use crate::protocol::messages::{FrameStats, FrameStatsField, OutgoingMessage, Stats};
+use crate::protocol::messages::{FrameStats, OutgoingMessage, Stats};
 use crate::rest::error::epoch_millis;
 use crate::session::{Session, Sessions};
 use crate::stats::loss::EXPECTED_FRAMES_PER_MINUTE;
@@ -46,7 +46,8 @@ impl Node {
         })
     }
 
-    /// Statistics; `session` adds that session's `frameStats` (WebSocket form).
+    /// Statistics; `session` adds that session's `frameStats` (WebSocket form; REST's
+    /// is `null`).
     pub fn stats(&self, session: Option<&Session>) -> Stats {
         let (mut players, mut playing) = (0, 0);
         for s in self.sessions.all() {
@@ -55,10 +56,7 @@ impl Node {
             playing += q;
         }
         Stats {
-            frame_stats: match session {
-                None => FrameStatsField::Absent,
-                Some(s) => FrameStatsField::Present(frame_stats(s)),
-            },
+            frame_stats: session.and_then(frame_stats),
             players,
             playing_players: playing,
             uptime: self.started.elapsed().as_millis() as u64,

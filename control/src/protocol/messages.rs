@@ -132,9 +132,11 @@ pub struct FrameStats {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Only on the WebSocket, where it is present and may be `null`.
-    #[serde(skip_serializing_if = "FrameStatsField::is_absent")]
-    pub frame_stats: FrameStatsField,
+    /// The session's frame accounting on the WebSocket (`null` before a full
+    /// minute). Always `null` on REST: Lavalink omits the key there, but the strict
+    /// schemas typed clients validate with (lavaclient's among them) require it, and
+    /// `null` satisfies every client.
+    pub frame_stats: Option<FrameStats>,
     /// Players on the node, all sessions.
     pub players: u32,
     /// Players with a track that are not paused.
@@ -145,22 +147,6 @@ pub struct Stats {
     pub memory: Memory,
     /// CPU usage.
     pub cpu: Cpu,
-}
-
-/// `frameStats` is absent from REST stats and nullable on the WebSocket.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum FrameStatsField {
-    /// REST: the key is omitted.
-    Absent,
-    /// WebSocket: `null` or the numbers.
-    Present(Option<FrameStats>),
-}
-
-impl FrameStatsField {
-    fn is_absent(&self) -> bool {
-        matches!(self, FrameStatsField::Absent)
-    }
 }
 
 /// `memory` in bytes. Quaver has no managed heap; see `stats` for how the four JVM
@@ -218,7 +204,7 @@ mod tests {
     #[test]
     fn stats_frame_stats_field() {
         let s = Stats {
-            frame_stats: FrameStatsField::Present(None),
+            frame_stats: None,
             players: 0,
             playing_players: 0,
             uptime: 1,
@@ -239,11 +225,11 @@ mod tests {
             ws.starts_with(r#"{"op":"stats","frameStats":null,"players":0"#),
             "{ws}"
         );
-        let rest = serde_json::to_string(&Stats {
-            frame_stats: FrameStatsField::Absent,
-            ..s
-        })
-        .unwrap();
-        assert!(rest.starts_with(r#"{"players":0"#), "{rest}");
+        // REST sends the same key, `null`, for the strict schemas of typed clients.
+        let rest = serde_json::to_string(&s).unwrap();
+        assert!(
+            rest.starts_with(r#"{"frameStats":null,"players":0"#),
+            "{rest}"
+        );
     }
 }
