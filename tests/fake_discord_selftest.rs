@@ -1091,6 +1091,50 @@ async fn dave_a_corrupted_commit_is_recovered() {
     check_played(&fake, guild, 25, 20, true).await;
 }
 
+/// A Speaking op the fake's gateway reads late because its task was busy (here: the
+/// single test thread blocked, as MLS work in a debug build blocks it) still
+/// announces RTP that arrived meanwhile: the check orders arrivals, and the op was in
+/// the socket before the RTP came.
+#[tokio::test]
+async fn speaking_read_late_by_a_busy_gateway_is_no_error() {
+    let fake = FakeDiscord::start(fast()).await;
+    let guild = 2003;
+    let mut client = VoiceClient::connect(&fake, guild, MODE_XCHACHA).await;
+    client.speaking(1).await;
+    for packet in sine_packets(3) {
+        client.send_rtp(&packet, false).await;
+    }
+    // Nothing else runs on this (current-thread) runtime meanwhile, the fake's
+    // gateway included; its UDP thread stamps the packets as they come.
+    std::thread::sleep(Duration::from_millis(400));
+    fake.wait_for(guild, WAIT, |v| v.packets.len() == 3 && v.speaking.len() == 1)
+        .await;
+    // Past the grace, with the gateway's socket read to the end since.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.connection(guild);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_clean(&fake, &fake.connection(guild).unwrap());
+}
+
+/// A Speaking op the client sends well after its RTP is an error, though nobody
+/// polled the fake in between.
+#[tokio::test]
+async fn speaking_sent_late_is_an_error() {
+    let fake = FakeDiscord::start(fast()).await;
+    let guild = 2004;
+    let mut client = VoiceClient::connect(&fake, guild, MODE_XCHACHA).await;
+    for packet in sine_packets(3) {
+        client.send_rtp(&packet, false).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    client.speaking(1).await;
+    let view = fake
+        .wait_for(guild, WAIT, |v| v.speaking.len() == 1 && !v.errors.is_empty())
+        .await;
+    assert_eq!(view.errors.len(), 1, "{:#?}", view.errors);
+    assert!(view.errors[0].contains("Speaking"), "{:#?}", view.errors);
+}
+
 #[tokio::test]
 async fn dave_plain_and_tampered_frames_are_errors() {
     let fake = FakeDiscord::start(dave_fake(&[MEMBER_A])).await;

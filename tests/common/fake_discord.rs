@@ -27,7 +27,8 @@
 //!   +1 from the previous packet of the session; payload neither `F8 FF FE` nor a
 //!   well-framed Opus packet of 960 samples (TOC, then libopus unless
 //!   `decode_payloads` is off); RTP before Session Description; RTP not announced by a
-//!   non-zero Speaking within [`SPEAKING_GRACE`]; datagrams from an address that did
+//!   non-zero Speaking within [`SPEAKING_GRACE`] (judged by order of arrival, not by
+//!   when the fake processed the op: see [`SpeakingCheck`]); datagrams from an address that did
 //!   no IP discovery. 8-byte datagrams count as keepalives.
 //!
 //! Hello and Resumed carry no `seq`; every other server message does (binary ones as a
@@ -694,9 +695,32 @@ impl GuildState {
         self.view.errors.push(error);
     }
 
-    /// Turns RTP that stayed unannounced past the grace period into an error.
+    /// Has RTP that is unannounced past the grace period decided: the guild's gateway
+    /// is asked to read its socket once more ([`Script::Probe`]), which records the
+    /// error if no Speaking op is there; with no gateway left, it is an error now.
+    /// (The receive thread already asked for such a read when the RTP arrived; this
+    /// covers a gateway that took over since.)
     fn settle(&mut self, now: Instant) {
-        if let Some(error) = self.session.as_mut().and_then(|s| s.speaking.settle(now)) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if !session.speaking.overdue(now) {
+            return;
+        }
+        let probed = self
+            .gateway
+            .as_ref()
+            .is_some_and(|(_, tx)| tx.send(Script::Probe(now)).is_ok());
+        if !probed {
+            if let Some(error) = session.speaking.drained(now) {
+                self.error(error);
+            }
+        }
+    }
+
+    /// The guild's gateway began a read at `began` that found nothing more to read.
+    fn drained(&mut self, began: Instant) {
+        if let Some(error) = self.session.as_mut().and_then(|s| s.speaking.drained(began)) {
             self.error(error);
         }
     }
@@ -782,6 +806,13 @@ enum Outgoing {
 
 /// "Speaking with non-zero flags before RTP", allowing [`SPEAKING_GRACE`] for the
 /// race between the WebSocket and UDP paths.
+///
+/// The check compares the order of events, never when the fake got round to
+/// processing a message: RTP is unannounced when, more than the grace after it
+/// arrived, the gateway found its socket empty without having read a non-zero
+/// Speaking op (see [`SpeakingCheck::drained`]). A gateway task busy elsewhere (MLS
+/// work in a debug build, a starved CPU) only reads the op later; it still finds it
+/// before the socket runs dry, so its lateness is not the client's.
 #[derive(Default)]
 struct SpeakingCheck {
     on: bool,
@@ -794,41 +825,53 @@ struct SpeakingCheck {
 }
 
 impl SpeakingCheck {
-    fn on_op(&mut self, flags: u64, now: Instant) -> Option<String> {
+    /// A Speaking op, read at `now`.
+    fn on_op(&mut self, flags: u64, now: Instant) {
         let was_on = self.on;
         self.on = flags != 0;
         if self.on {
             self.off_at = None;
             self.reported = false;
-            let first = self.unannounced.take()?;
-            let early = now.saturating_duration_since(first);
-            (early > SPEAKING_GRACE)
-                .then(|| format!("RTP arrived {early:?} before the Speaking op announcing it"))
-        } else {
-            if was_on {
-                self.off_at = Some(now);
-            }
-            None
+            self.unannounced = None;
+        } else if was_on {
+            self.off_at = Some(now);
         }
     }
 
-    fn on_rtp(&mut self, at: Instant) {
+    /// RTP that arrived at `at`; returns when the gateway must read its socket to
+    /// decide it, if it starts an unannounced run.
+    fn on_rtp(&mut self, at: Instant) -> Option<Instant> {
         let just_ended = self
             .off_at
             .is_some_and(|off| at.saturating_duration_since(off) <= SPEAKING_GRACE);
-        if !self.on && !just_ended && !self.reported {
-            self.unannounced.get_or_insert(at);
+        if self.on || just_ended || self.reported || self.unannounced.is_some() {
+            return None;
         }
+        self.unannounced = Some(at);
+        Some(at + SPEAKING_GRACE + Duration::from_millis(1))
     }
 
-    fn settle(&mut self, now: Instant) -> Option<String> {
+    /// The gateway began a read at `began` that found no complete message: every
+    /// byte the client had sent on the WebSocket before `began` has been read. If RTP
+    /// arrived more than the grace before that and no Speaking op came, none had been
+    /// sent in time.
+    fn drained(&mut self, began: Instant) -> Option<String> {
         let first = self.unannounced?;
-        let waited = now.saturating_duration_since(first);
+        let waited = began.saturating_duration_since(first);
         (waited > SPEAKING_GRACE).then(|| {
             self.unannounced = None;
             self.reported = true;
-            format!("RTP without a non-zero Speaking op (none within {waited:?} of the packet)")
+            format!(
+                "RTP without a non-zero Speaking op (none had arrived {waited:?} after the packet)"
+            )
         })
+    }
+
+    /// Unannounced RTP is past the grace at `now`: a read of the WebSocket now
+    /// decides it.
+    fn overdue(&self, now: Instant) -> bool {
+        self.unannounced
+            .is_some_and(|first| now.saturating_duration_since(first) > SPEAKING_GRACE)
     }
 }
 
@@ -838,4 +881,7 @@ enum Script {
     DropTcp(oneshot::Sender<()>),
     /// Stamp and send these (replayable) messages.
     Send(Vec<Outgoing>, oneshot::Sender<()>),
+    /// Read the socket once more at this instant or soon after (see
+    /// [`SpeakingCheck`]).
+    Probe(Instant),
 }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -11,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::dave::{Dave, Input};
@@ -79,6 +80,39 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, shutdown: watch::Receiver
     gateway.detach();
 }
 
+/// The next message from the client. A read that finds no complete message and an
+/// empty kernel receive queue tells the guild when it began
+/// ([`GuildState::drained`]): everything the client sent before then has been read,
+/// which is what the Speaking check orders RTP against. (Tokio's `Pending` alone
+/// proves nothing: it answers from readiness cached at the runtime's last I/O turn,
+/// without asking the kernel.)
+async fn next_message(
+    ws: &mut WebSocketStream<TcpStream>,
+    guild: Option<&Arc<Guild>>,
+) -> Option<Result<Message, tungstenite::Error>> {
+    std::future::poll_fn(|cx| {
+        let began = Instant::now();
+        let poll = ws.poll_next_unpin(cx);
+        if let (Poll::Pending, Some(guild)) = (&poll, guild) {
+            if nothing_queued(ws.get_ref()) {
+                guild.lock().drained(began);
+            }
+        }
+        poll
+    })
+    .await
+}
+
+/// The kernel holds no unread byte for `stream` (or the peer closed it).
+fn nothing_queued(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    // Tokio's sockets are non-blocking: an empty queue answers `WouldBlock`.
+    match socket2::SockRef::from(stream).peek(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    }
+}
+
 /// One WebSocket connection.
 struct Gateway {
     shared: Arc<Shared>,
@@ -103,21 +137,32 @@ impl Gateway {
         if self.send(Message::text(hello.to_string())).await.is_err() {
             return;
         }
+        let mut probe_at: Option<Instant> = None;
         loop {
             let (flow, done) = tokio::select! {
-                message = self.ws.next() => match message {
+                message = next_message(&mut self.ws, self.guild.as_ref()) => match message {
                     Some(Ok(message)) => (self.handle(message).await.unwrap_or(Flow::Drop), None),
                     Some(Err(_)) | None => return,
                 },
                 Some(script) = scripts.recv() => match script {
                     Script::Close(code, reason, done) => (Flow::Close(code, reason), Some(done)),
                     Script::DropTcp(done) => (Flow::Drop, Some(done)),
+                    Script::Probe(at) => {
+                        probe_at = Some(probe_at.map_or(at, |t: Instant| t.min(at)));
+                        (Flow::Continue, None)
+                    }
                     Script::Send(messages, done) => {
                         let sent = self.send_outgoing(messages).await;
                         let _ = done.send(());
                         (if sent.is_ok() { Flow::Continue } else { Flow::Drop }, None)
                     }
                 },
+                // Waking is all a probe needs: the next turn reads the socket.
+                _ = tokio::time::sleep_until(probe_at.unwrap_or_else(Instant::now).into()),
+                    if probe_at.is_some() => {
+                    probe_at = None;
+                    (Flow::Continue, None)
+                }
                 _ = shutdown.changed() => (Flow::Drop, None),
             };
             match flow {
@@ -579,9 +624,7 @@ impl Gateway {
             view.errors
                 .push(format!("Speaking delay {}, bots must send 0", d["delay"]));
         }
-        if let Some(error) = session.speaking.on_op(flags, now) {
-            view.errors.push(error);
-        }
+        session.speaking.on_op(flags, now);
         Flow::Continue
     }
 }
