@@ -1107,8 +1107,10 @@ async fn speaking_read_late_by_a_busy_gateway_is_no_error() {
     // Nothing else runs on this (current-thread) runtime meanwhile, the fake's
     // gateway included; its UDP thread stamps the packets as they come.
     std::thread::sleep(Duration::from_millis(400));
-    fake.wait_for(guild, WAIT, |v| v.packets.len() == 3 && v.speaking.len() == 1)
-        .await;
+    fake.wait_for(guild, WAIT, |v| {
+        v.packets.len() == 3 && v.speaking.len() == 1
+    })
+    .await;
     // Past the grace, with the gateway's socket read to the end since.
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.connection(guild);
@@ -1129,7 +1131,9 @@ async fn speaking_sent_late_is_an_error() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     client.speaking(1).await;
     let view = fake
-        .wait_for(guild, WAIT, |v| v.speaking.len() == 1 && !v.errors.is_empty())
+        .wait_for(guild, WAIT, |v| {
+            v.speaking.len() == 1 && !v.errors.is_empty()
+        })
         .await;
     assert_eq!(view.errors.len(), 1, "{:#?}", view.errors);
     assert!(view.errors[0].contains("Speaking"), "{:#?}", view.errors);

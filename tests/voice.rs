@@ -243,6 +243,39 @@ async fn reported_close_codes_reach_the_client_once_without_reconnecting() {
     }
 }
 
+/// A Hello whose heartbeat interval no `Duration` holds (or that is absurd) once
+/// panicked the connection task and left the player silently unconnected; now it is a
+/// protocol failure the client hears about.
+#[tokio::test]
+async fn an_absurd_hello_is_reported_not_a_silent_failure() {
+    for (i, interval) in [1e300, 1.8e19, -5.0, 0.0].into_iter().enumerate() {
+        let fake = FakeDiscord::start(FakeDiscordOptions {
+            heartbeat_interval_ms: interval,
+            ..Default::default()
+        })
+        .await;
+        let node = voice_node().await;
+        let guild = GUILD + 100 + i as u64;
+        let mut c = node.connect().await;
+        let path = node.player_path(&c, &guild.to_string());
+        node.patch(&path, json!({"voice": fake.voice_state(guild, user())}))
+            .await;
+        let closed = c.wait_event("WebSocketClosedEvent").await;
+        assert_eq!(
+            (closed["code"].as_u64(), closed["byRemote"].as_bool()),
+            (Some(4000), Some(false)),
+            "{interval}: {closed}"
+        );
+        assert!(
+            closed["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("heartbeat_interval")),
+            "{interval}: {closed}"
+        );
+        assert_eq!(node.get(&path).await.1["state"]["connected"], false);
+    }
+}
+
 #[tokio::test]
 async fn a_4015_crash_is_resumed_silently() {
     let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;

@@ -720,7 +720,11 @@ impl GuildState {
 
     /// The guild's gateway began a read at `began` that found nothing more to read.
     fn drained(&mut self, began: Instant) {
-        if let Some(error) = self.session.as_mut().and_then(|s| s.speaking.drained(began)) {
+        if let Some(error) = self
+            .session
+            .as_mut()
+            .and_then(|s| s.speaking.drained(began))
+        {
             self.error(error);
         }
     }

@@ -105,7 +105,7 @@ impl VoiceConnector for DiscordVoice {
             ping_ms: AtomicI64::new(-1),
             dave: parking_lot::Mutex::new(None),
         });
-        let task = tokio::spawn(run(self.clone(), request, link, status.clone()));
+        let task = tokio::spawn(supervise(self.clone(), request, link, status.clone()));
         Box::new(Handle {
             status,
             task: task.abort_handle(),
@@ -160,7 +160,46 @@ struct Conn {
     unattached: Option<Box<dyn PacketOutput>>,
 }
 
-async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status: Arc<Status>) {
+/// Runs a connection and makes sure its end is reported whatever the cause: [`run`]
+/// reports the ends it decides on, and a panic (a bug, or input nobody validated)
+/// still leaves the player `connected: false`, detached, and its client with a
+/// `WebSocketClosedEvent` instead of a silent, stuck player. An abort (the player was
+/// destroyed or moved on) is no end to report.
+async fn supervise(
+    voice: DiscordVoice,
+    request: VoiceRequest,
+    link: VoiceLink,
+    status: Arc<Status>,
+) {
+    use futures_util::FutureExt;
+    let guild = request.guild;
+    let ran = std::panic::AssertUnwindSafe(run(voice, request, &link, &status))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = ran {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(%guild, panic = %what, "voice connection task failed");
+        status.connected.store(false, Ordering::Relaxed);
+        report(
+            &link,
+            Ended {
+                code: TASK_FAILED,
+                reason: format!("voice connection failed: {what}"),
+                by_remote: false,
+            },
+        );
+    }
+}
+
+/// The close code reported when the connection task itself failed: 4000, as for our
+/// other protocol failures (Discord's "unknown error", never sent by it as a close).
+const TASK_FAILED: u16 = 4000;
+
+async fn run(voice: DiscordVoice, request: VoiceRequest, link: &VoiceLink, status: &Status) {
     let url = match gateway_url(&request.voice.endpoint, voice.allow_insecure) {
         Ok(u) => u,
         Err(reason) => return link.closed(4000, reason, false),
@@ -203,7 +242,7 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
         {
             Ok(Ok((ws, _))) => {
                 conn.gateway.on_open(std::time::Instant::now(), resume);
-                drive(ws, &mut conn, &voice, &link, &status).await
+                drive(ws, &mut conn, &voice, link, status).await
             }
             Ok(Err(e)) => Ended {
                 code: 1006,
@@ -221,8 +260,8 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
         tracing::debug!(guild = %request.guild, code = ended.code, reason = %ended.reason, ?action, "voice socket closed");
         attempt += 1;
         match action {
-            CloseAction::Report => return report(&link, ended),
-            _ if attempt > MAX_ATTEMPTS => return report(&link, ended),
+            CloseAction::Report => return report(link, ended),
+            _ if attempt > MAX_ATTEMPTS => return report(link, ended),
             CloseAction::Resume => resume = true,
             CloseAction::Identify => {
                 resume = false;

@@ -16,8 +16,8 @@ use quaver_engine::opus::OpusDecoder;
 
 use super::dave::Frame;
 use super::{
-    lock, Guild, GuildState, ReceivedPacket, Script, Session, Shared, FRAME_SAMPLES, MAX_PCM, MODE_AES,
-    MODE_XCHACHA, SILENCE,
+    lock, Guild, GuildState, ReceivedPacket, Script, Session, Shared, FRAME_SAMPLES, MAX_PCM,
+    MODE_AES, MODE_XCHACHA, SILENCE,
 };
 
 /// The fixed RTP header without CSRCs or extension.
