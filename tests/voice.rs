@@ -118,8 +118,11 @@ async fn a_track_reaches_the_voice_server_encrypted_in_both_modes() {
         );
         let (mean, p99) = pacing(&view);
         println!("{expected}: {audio} packets, inter-arrival mean {mean:.0} µs, p99 |deviation| {p99:.0} µs");
+        // Gross pacing only: 2 s of audio take 1.5–3 s. A starved engine on a shared
+        // machine (two busy cores, a debug build) slips by tenths of a second; a burst
+        // or a halved rate is still caught.
         assert!(
-            (18_000.0..22_000.0).contains(&mean),
+            (15_000.0..30_000.0).contains(&mean),
             "gross pacing: mean {mean} µs"
         );
         assert_eq!(view.identifies, 1);
