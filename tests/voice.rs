@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_discord::{
-    ConnectionView, FakeDiscord, FakeDiscordOptions, MODE_AES, MODE_XCHACHA,
+    test_ca_file, ConnectionView, FakeDiscord, FakeDiscordOptions, MODE_AES, MODE_XCHACHA,
 };
 use common::*;
 use serde_json::json;
@@ -22,9 +22,15 @@ fn user() -> u64 {
     USER_ID.parse().unwrap()
 }
 
+/// A node that trusts the fake's test CA (the fake serves `wss://` by default) and
+/// accepts `ws://` endpoints.
 async fn voice_node() -> TestNode {
+    voice_node_trusting(&[test_ca_file()]).await
+}
+
+async fn voice_node_trusting(extra_ca: &[std::path::PathBuf]) -> TestNode {
     TestNode::start_custom(fast_config(), |audio| {
-        audio.voice = Arc::new(quaver::server::discord_voice(true, true))
+        audio.voice = Arc::new(quaver::server::discord_voice(true, true, extra_ca))
     })
     .await
 }
@@ -244,6 +250,55 @@ async fn reported_close_codes_reach_the_client_once_without_reconnecting() {
         }
         assert_eq!(node.get(&path).await.1["state"]["connected"], false);
     }
+}
+
+/// The fake's `wss://` is trusted only through the configured extra CA: a node
+/// without it refuses the certificate and reports the close instead of connecting.
+#[tokio::test]
+async fn wss_without_the_extra_ca_is_refused() {
+    let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;
+    assert!(
+        !fake.endpoint().contains("://"),
+        "a bare endpoint means wss://"
+    );
+    let node = voice_node_trusting(&[]).await;
+    let mut c = node.connect().await;
+    let guild = GUILD + 7;
+    let path = node.player_path(&c, &guild.to_string());
+    node.patch(&path, json!({"voice": fake.voice_state(guild, user())}))
+        .await;
+    // Every attempt fails the handshake (1006, retried with backoff), then it reports.
+    let closed = c
+        .wait_event_within("WebSocketClosedEvent", Duration::from_secs(40))
+        .await;
+    assert_eq!(closed["code"].as_u64(), Some(1006), "{closed}");
+    assert!(
+        closed["reason"]
+            .as_str()
+            .is_some_and(|r| r.to_lowercase().contains("certificate")),
+        "{closed}"
+    );
+    assert_eq!(node.get(&path).await.1["state"]["connected"], false);
+    assert!(
+        fake.connection(guild).is_none_or(|v| v.identifies == 0),
+        "nothing identified over an untrusted TLS connection"
+    );
+}
+
+/// Plain `ws://` endpoints still work where `allowInsecureEndpoints` allows them.
+#[tokio::test]
+async fn plain_ws_with_allow_insecure_endpoints() {
+    let fake = FakeDiscord::start(FakeDiscordOptions {
+        tls: false,
+        ..Default::default()
+    })
+    .await;
+    assert!(fake.endpoint().starts_with("ws://"));
+    let node = voice_node_trusting(&[]).await;
+    let (_c, path, view) = connect_player(&node, &fake, GUILD + 8).await;
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(node.get(&path).await.1["state"]["connected"], true);
 }
 
 /// A Hello whose heartbeat interval no `Duration` holds (or that is absurd) once

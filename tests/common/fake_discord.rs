@@ -2,7 +2,8 @@
 //! connection for Quaver's client, and records every protocol violation it sees.
 //!
 //! What it does and checks follows `shared/reference/discord-voice.md` §1–4 and §7.1–7.2:
-//! - **Gateway (v8, plain `ws://`)**, one tokio task per WebSocket: Hello first, then
+//! - **Gateway (v8, `wss://` with a test CA, or plain `ws://`)**, one tokio task per
+//!   WebSocket: Hello first, then
 //!   Identify (or Resume), Ready, Select Protocol → Session Description, heartbeats,
 //!   Speaking. Server JSON messages carry `"seq"` and replayable ones go into a per-session
 //!   buffer that a Resume replays.
@@ -43,9 +44,10 @@
 //! with every fake member. Violations: key packages other than ciphersuite 2 with the
 //! bot's basic credential, commits that do not parse or cannot be processed, ops 23/31
 //! for transitions not in flight, binary DAVE ops without DAVE, DAVE frames a member
-//! cannot decrypt, plain Opus more than [`SPEAKING_GRACE`] after a transition to
-//! version 1 executed with a fake member present, and DAVE frames that long after one
-//! to version 0.
+//! cannot decrypt, plain Opus after a transition to version 1 executed with a fake
+//! member present, and DAVE frames after one to version 0. "After" is by order, not by
+//! milliseconds: the old kind (or key) is an error once the new one was seen, and
+//! otherwise only 2 s after the transition (`SWITCH_LIMIT` in `dave.rs`).
 //!
 //! State lives per guild behind one mutex ([`GuildState`]): the [`ConnectionView`] a test
 //! reads, the current voice session (SSRC, key, replay buffer, receive continuity) and a
@@ -54,7 +56,11 @@
 
 mod dave;
 mod gateway;
+mod tls;
 mod udp;
+
+#[allow(unused_imports)] // Not every test crate runs a node over TLS.
+pub use self::tls::test_ca_file;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -126,6 +132,12 @@ pub struct FakeDiscordOptions {
     /// announced by op 11 after Ready and add the client once its key package arrives
     /// (op 30 Welcome, op 23, op 22).
     pub dave_members_before: Vec<u64>,
+    /// Serve the gateway over TLS (default true, as Discord does): the endpoint is a
+    /// bare `127.0.0.1:PORT`, which a client turns into `wss://`, and the certificate
+    /// chains to the test CA in [`test_ca_file`], which a node must be told to trust.
+    /// False serves plain `ws://` (the endpoint says so; the node then needs
+    /// `allowInsecureEndpoints`).
+    pub tls: bool,
 }
 
 impl Default for FakeDiscordOptions {
@@ -139,6 +151,7 @@ impl Default for FakeDiscordOptions {
             decode_payloads: true,
             dave: false,
             dave_members_before: Vec::new(),
+            tls: true,
         }
     }
 }
@@ -361,9 +374,14 @@ impl FakeDiscord {
         }
     }
 
-    /// `ws://127.0.0.1:PORT`; the client appends `/?v=8`.
+    /// The voice state's endpoint: `127.0.0.1:PORT` over TLS (a client makes it
+    /// `wss://…/?v=8`), else `ws://127.0.0.1:PORT` (the client appends `/?v=8`).
     pub fn endpoint(&self) -> String {
-        format!("ws://{}", self.ws_addr)
+        if self.shared.options.tls {
+            self.ws_addr.to_string()
+        } else {
+            format!("ws://{}", self.ws_addr)
+        }
     }
 
     /// A Lavalink voice state (`token`, `endpoint`, `sessionId`, `channelId`) for

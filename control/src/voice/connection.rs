@@ -51,6 +51,11 @@ pub type TransportFactory = Arc<dyn Fn(TransportParams) -> Result<Transport, Str
 pub struct DiscordVoice {
     /// Accept `ws://host:port` endpoints (tests against a local fake server).
     pub allow_insecure: bool,
+    /// TLS for `wss://` endpoints: `Ok(None)` trusts the bundled web PKI roots only
+    /// (tungstenite's own connector); `Ok(Some)` adds the operator's extra CAs (see
+    /// [`tls_config`]); `Err` is why those could not be loaded, and every connection
+    /// then fails with it rather than quietly trusting less or more than configured.
+    pub tls: Result<Option<Arc<rustls::ClientConfig>>, String>,
     /// `max_dave_protocol_version` to advertise.
     pub dave_version: u8,
     /// Builds the engine transport.
@@ -111,6 +116,47 @@ impl VoiceConnector for DiscordVoice {
             task: task.abort_handle(),
         })
     }
+}
+
+/// The TLS client configuration for voice gateways: the web PKI roots (what Discord's
+/// certificates chain to) plus the CA certificates in `extra_ca_files` (PEM; every
+/// certificate in each file). Operators behind a TLS-intercepting proxy need these,
+/// and tests use them to trust their fake voice server; nothing is trusted beyond the
+/// web PKI unless named here. `Ok(None)` when there are none.
+pub fn tls_config(
+    extra_ca_files: &[std::path::PathBuf],
+) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    if extra_ca_files.is_empty() {
+        return Ok(None);
+    }
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for path in extra_ca_files {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("extra CA certificates {shown}: {e}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("extra CA certificates {shown}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "extra CA certificates {shown}: no PEM certificate in it"
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("extra CA certificates {shown}: {e}"))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
 }
 
 /// The WebSocket URL for an endpoint, or why it is refused.
@@ -231,12 +277,21 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: &VoiceLink, statu
         announced: false,
         unattached: None,
     };
+    let connector = match &voice.tls {
+        Ok(tls) => tls.clone().map(tokio_tungstenite::Connector::Rustls),
+        Err(reason) => return link.closed(4000, reason.clone(), false),
+    };
     let mut resume = false;
     let mut attempt = 0u32;
     loop {
         let ended = match tokio::time::timeout(
             Duration::from_secs(10),
-            tokio_tungstenite::connect_async_with_config(&url, Some(gateway_socket_config()), true),
+            tokio_tungstenite::connect_async_tls_with_config(
+                &url,
+                Some(gateway_socket_config()),
+                true,
+                connector.clone(),
+            ),
         )
         .await
         {

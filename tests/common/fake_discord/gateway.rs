@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -49,6 +50,40 @@ pub(super) async fn accept_loop(
 }
 
 async fn serve(shared: Arc<Shared>, stream: TcpStream, shutdown: watch::Receiver<bool>) {
+    if shared.options.tls {
+        // A client that gives up on the handshake (an untrusted CA) just goes away.
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_secs(10),
+            super::tls::acceptor().accept(stream),
+        )
+        .await
+        {
+            serve_ws(shared, stream, shutdown).await;
+        }
+    } else {
+        serve_ws(shared, stream, shutdown).await;
+    }
+}
+
+/// A TCP connection, or TLS over one: what the gateway reads from, and the socket
+/// whose kernel queue [`nothing_queued`] asks about.
+trait Socket: AsyncRead + AsyncWrite + Unpin {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Socket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+async fn serve_ws<S: Socket>(shared: Arc<Shared>, stream: S, shutdown: watch::Receiver<bool>) {
     let mut uri = None;
     // The callback's error type is tungstenite's, not ours to shrink.
     #[allow(clippy::result_large_err)]
@@ -86,15 +121,15 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, shutdown: watch::Receiver
 /// which is what the Speaking check orders RTP against. (Tokio's `Pending` alone
 /// proves nothing: it answers from readiness cached at the runtime's last I/O turn,
 /// without asking the kernel.)
-async fn next_message(
-    ws: &mut WebSocketStream<TcpStream>,
+async fn next_message<S: Socket>(
+    ws: &mut WebSocketStream<S>,
     guild: Option<&Arc<Guild>>,
 ) -> Option<Result<Message, tungstenite::Error>> {
     std::future::poll_fn(|cx| {
         let began = Instant::now();
         let poll = ws.poll_next_unpin(cx);
         if let (Poll::Pending, Some(guild)) = (&poll, guild) {
-            if nothing_queued(ws.get_ref()) {
+            if nothing_queued(ws.get_ref().tcp()) {
                 guild.lock().drained(began);
             }
         }
@@ -114,9 +149,9 @@ fn nothing_queued(stream: &TcpStream) -> bool {
 }
 
 /// One WebSocket connection.
-struct Gateway {
+struct Gateway<S> {
     shared: Arc<Shared>,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<S>,
     id: u64,
     /// The request path and its `v` query parameter.
     path: String,
@@ -126,7 +161,7 @@ struct Gateway {
     scripts_tx: mpsc::UnboundedSender<Script>,
 }
 
-impl Gateway {
+impl<S: Socket> Gateway<S> {
     async fn run(
         &mut self,
         mut scripts: mpsc::UnboundedReceiver<Script>,
