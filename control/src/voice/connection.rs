@@ -598,6 +598,34 @@ mod tests {
     }
 
     #[test]
+    fn extra_ca_files_are_loaded_or_refused_with_the_reason() {
+        assert!(
+            tls_config(&[]).unwrap().is_none(),
+            "no extra CA: tungstenite's default"
+        );
+        let dir = std::env::temp_dir().join(format!("quaver-ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let err = tls_config(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(err.contains("missing.pem"), "{err}");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = tls_config(std::slice::from_ref(&empty)).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(
+            tls_config(&[garbage]).is_err(),
+            "not a parsable certificate"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn discovery_answers_parse() {
         let mut b = [0u8; 74];
         b[0..2].copy_from_slice(&2u16.to_be_bytes());

@@ -242,8 +242,7 @@ impl VoiceGateway {
         let small = |key: &str| uint(key).and_then(|v| u16::try_from(v).ok());
         let max = self.info.max_dave_protocol_version;
         // A version above what we offered is one we cannot speak: such an op is dropped.
-        let version =
-            || uint("protocol_version").and_then(|v| dave_version(v, max).map(|_| v as u16));
+        let version = || uint("protocol_version").and_then(|v| dave_version(v, max));
         match op {
             11 => {
                 let ids = d.get("user_ids").and_then(Value::as_array);
@@ -501,7 +500,7 @@ impl VoiceGateway {
 
 /// Hello's heartbeat interval, checked: JSON numbers reach us as any `f64` (or not at
 /// all), and `Duration::from_secs_f64` panics on what does not fit.
-pub(crate) fn heartbeat_interval(value: Option<&Value>) -> Result<Duration, String> {
+fn heartbeat_interval(value: Option<&Value>) -> Result<Duration, String> {
     let ms = match value {
         None | Some(Value::Null) => DEFAULT_HEARTBEAT_MS,
         Some(v) => v
@@ -518,5 +517,7 @@ pub(crate) fn heartbeat_interval(value: Option<&Value>) -> Result<Duration, Stri
 
 /// A DAVE protocol version the server chose, if it is one we offered (0 always is).
 fn dave_version(version: u64, offered: u8) -> Option<u16> {
-    (version <= u64::from(offered)).then_some(version as u16)
+    u16::try_from(version)
+        .ok()
+        .filter(|&v| v <= u16::from(offered))
 }
