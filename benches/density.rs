@@ -426,6 +426,9 @@ async fn run_step(
         decode_payloads: false,
         dave,
         dave_members_before: if dave { vec![DAVE_MEMBER] } else { vec![] },
+        // Plain `ws://` (the node allows it): thousands of TLS handshakes would measure
+        // the fake's setup, not the node's density.
+        tls: false,
         ..Default::default()
     })
     .await;

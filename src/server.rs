@@ -62,7 +62,18 @@ impl std::fmt::Debug for AudioSetup {
 
 /// The Discord voice connector, with the engine's RTP + AEAD transport and, with
 /// `dave`, DAVE end-to-end encryption advertised (`max_dave_protocol_version: 1`).
-pub fn discord_voice(allow_insecure: bool, dave: bool) -> DiscordVoice {
+/// `wss://` endpoints are trusted by the web PKI roots plus the CAs in
+/// `extra_ca_files` (`quaver.voice.extraCaCertificates`); a file that cannot be
+/// loaded is logged here and fails each voice connection with the reason.
+pub fn discord_voice(
+    allow_insecure: bool,
+    dave: bool,
+    extra_ca_files: &[std::path::PathBuf],
+) -> DiscordVoice {
+    let tls = quaver_control::voice::connection::tls_config(extra_ca_files);
+    if let Err(reason) = &tls {
+        tracing::error!(%reason, "quaver.voice.extraCaCertificates: voice connections will fail");
+    }
     let transport: TransportFactory = Arc::new(|p: TransportParams| {
         let mode = EncryptionMode::from_name(&p.mode)
             .ok_or_else(|| format!("unsupported mode {}", p.mode))?;
@@ -77,6 +88,7 @@ pub fn discord_voice(allow_insecure: bool, dave: bool) -> DiscordVoice {
     });
     DiscordVoice {
         allow_insecure,
+        tls,
         dave_version: u8::from(dave),
         transport,
         speaking: SpeakingWatch::default(),
@@ -110,6 +122,7 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
         voice: Arc::new(discord_voice(
             q.voice_allow_insecure_endpoints,
             q.voice_dave,
+            &q.voice_extra_ca_certificates,
         )),
         local: l.sources.local.then(|| q.local_roots.clone()),
         http: l.sources.http.then(|| HttpTimeouts {

@@ -189,6 +189,7 @@ impl Default for QuaverConfig {
             decode_threads: None,
             voice_allow_insecure_endpoints: false,
             voice_dave: true,
+            voice_extra_ca_certificates: Vec::new(),
             local_roots: Vec::new(),
             server_max_connections: 1_000,
             server_header_timeout_ms: 10_000,

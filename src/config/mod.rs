@@ -324,6 +324,9 @@ pub struct QuaverConfig {
     pub voice_allow_insecure_endpoints: bool,
     /// `quaver.voice.dave`: advertise DAVE end-to-end encryption, default true.
     pub voice_dave: bool,
+    /// `quaver.voice.extraCaCertificates`: PEM files of CAs trusted for `wss://` voice
+    /// endpoints besides the web PKI roots, default none.
+    pub voice_extra_ca_certificates: Vec<PathBuf>,
     /// `quaver.sources.localRoots`: directories the local source may read, default none.
     pub local_roots: Vec<PathBuf>,
     /// `quaver.server.maxConnections`: most unauthenticated connections, default 1000.

@@ -793,6 +793,21 @@ pub(crate) static KEYS: &[Key] = &[
               channels; turn it off only to test that.",
     },
     Key {
+        path: "quaver.voice.extraCaCertificates",
+        kind: Kind::List {
+            item: Check::Any,
+            set: |c, v| {
+                c.quaver.voice_extra_ca_certificates = v.into_iter().map(PathBuf::from).collect()
+            },
+        },
+        default: Shown::Note("empty"),
+        unit: "",
+        doc: "PEM files of CA certificates trusted for `wss://` voice servers in addition to \
+              the bundled web PKI roots (Discord's certificates need none): for a \
+              TLS-intercepting proxy, or a test voice server. Read at startup; an unreadable \
+              file fails every voice connection with a `WebSocketClosedEvent` saying why.",
+    },
+    Key {
         path: "quaver.sources.localRoots",
         kind: Kind::List {
             item: Check::Any,

@@ -105,6 +105,10 @@ fn full_lavalink_file_loads_without_warnings() {
     assert_eq!(q.decode_threads, Some(6));
     assert!(q.voice_allow_insecure_endpoints);
     assert_eq!(
+        q.voice_extra_ca_certificates,
+        [PathBuf::from("/etc/ssl/proxy-ca.pem")]
+    );
+    assert_eq!(
         q.local_roots,
         [PathBuf::from("/srv/music"), PathBuf::from("/srv/jingles")]
     );
@@ -550,5 +554,5 @@ fn documented_environment_names_reach_their_keys() {
 
 #[test]
 fn key_count() {
-    assert_eq!(KEYS.len(), 87);
+    assert_eq!(KEYS.len(), 88);
 }

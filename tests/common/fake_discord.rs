@@ -2,7 +2,8 @@
 //! connection for Quaver's client, and records every protocol violation it sees.
 //!
 //! What it does and checks follows `shared/reference/discord-voice.md` §1–4 and §7.1–7.2:
-//! - **Gateway (v8, plain `ws://`)**, one tokio task per WebSocket: Hello first, then
+//! - **Gateway (v8, `wss://` with a test CA, or plain `ws://`)**, one tokio task per
+//!   WebSocket: Hello first, then
 //!   Identify (or Resume), Ready, Select Protocol → Session Description, heartbeats,
 //!   Speaking. Server JSON messages carry `"seq"` and replayable ones go into a per-session
 //!   buffer that a Resume replays.
@@ -27,7 +28,8 @@
 //!   +1 from the previous packet of the session; payload neither `F8 FF FE` nor a
 //!   well-framed Opus packet of 960 samples (TOC, then libopus unless
 //!   `decode_payloads` is off); RTP before Session Description; RTP not announced by a
-//!   non-zero Speaking within [`SPEAKING_GRACE`]; datagrams from an address that did
+//!   non-zero Speaking within [`SPEAKING_GRACE`] (judged by order of arrival, not by
+//!   when the fake processed the op: see [`SpeakingCheck`]); datagrams from an address that did
 //!   no IP discovery. 8-byte datagrams count as keepalives.
 //!
 //! Hello and Resumed carry no `seq`; every other server message does (binary ones as a
@@ -42,9 +44,10 @@
 //! with every fake member. Violations: key packages other than ciphersuite 2 with the
 //! bot's basic credential, commits that do not parse or cannot be processed, ops 23/31
 //! for transitions not in flight, binary DAVE ops without DAVE, DAVE frames a member
-//! cannot decrypt, plain Opus more than [`SPEAKING_GRACE`] after a transition to
-//! version 1 executed with a fake member present, and DAVE frames that long after one
-//! to version 0.
+//! cannot decrypt, plain Opus after a transition to version 1 executed with a fake
+//! member present, and DAVE frames after one to version 0. "After" is by order, not by
+//! milliseconds: the old kind (or key) is an error once the new one was seen, and
+//! otherwise only 2 s after the transition (`SWITCH_LIMIT` in `dave.rs`).
 //!
 //! State lives per guild behind one mutex ([`GuildState`]): the [`ConnectionView`] a test
 //! reads, the current voice session (SSRC, key, replay buffer, receive continuity) and a
@@ -53,7 +56,11 @@
 
 mod dave;
 mod gateway;
+mod tls;
 mod udp;
+
+#[allow(unused_imports)] // Not every test crate runs a node over TLS.
+pub use self::tls::test_ca_file;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -125,6 +132,12 @@ pub struct FakeDiscordOptions {
     /// announced by op 11 after Ready and add the client once its key package arrives
     /// (op 30 Welcome, op 23, op 22).
     pub dave_members_before: Vec<u64>,
+    /// Serve the gateway over TLS (default true, as Discord does): the endpoint is a
+    /// bare `127.0.0.1:PORT`, which a client turns into `wss://`, and the certificate
+    /// chains to the test CA in [`test_ca_file`], which a node must be told to trust.
+    /// False serves plain `ws://` (the endpoint says so; the node then needs
+    /// `allowInsecureEndpoints`).
+    pub tls: bool,
 }
 
 impl Default for FakeDiscordOptions {
@@ -138,6 +151,7 @@ impl Default for FakeDiscordOptions {
             decode_payloads: true,
             dave: false,
             dave_members_before: Vec::new(),
+            tls: true,
         }
     }
 }
@@ -360,9 +374,14 @@ impl FakeDiscord {
         }
     }
 
-    /// `ws://127.0.0.1:PORT`; the client appends `/?v=8`.
+    /// The voice state's endpoint: `127.0.0.1:PORT` over TLS (a client makes it
+    /// `wss://…/?v=8`), else `ws://127.0.0.1:PORT` (the client appends `/?v=8`).
     pub fn endpoint(&self) -> String {
-        format!("ws://{}", self.ws_addr)
+        if self.shared.options.tls {
+            self.ws_addr.to_string()
+        } else {
+            format!("ws://{}", self.ws_addr)
+        }
     }
 
     /// A Lavalink voice state (`token`, `endpoint`, `sessionId`, `channelId`) for
@@ -694,9 +713,36 @@ impl GuildState {
         self.view.errors.push(error);
     }
 
-    /// Turns RTP that stayed unannounced past the grace period into an error.
+    /// Has RTP that is unannounced past the grace period decided: the guild's gateway
+    /// is asked to read its socket once more ([`Script::Probe`]), which records the
+    /// error if no Speaking op is there; with no gateway left, it is an error now.
+    /// (The receive thread already asked for such a read when the RTP arrived; this
+    /// covers a gateway that took over since.)
     fn settle(&mut self, now: Instant) {
-        if let Some(error) = self.session.as_mut().and_then(|s| s.speaking.settle(now)) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if !session.speaking.overdue(now) {
+            return;
+        }
+        let probed = self
+            .gateway
+            .as_ref()
+            .is_some_and(|(_, tx)| tx.send(Script::Probe(now)).is_ok());
+        if !probed {
+            if let Some(error) = session.speaking.drained(now) {
+                self.error(error);
+            }
+        }
+    }
+
+    /// The guild's gateway began a read at `began` that found nothing more to read.
+    fn drained(&mut self, began: Instant) {
+        if let Some(error) = self
+            .session
+            .as_mut()
+            .and_then(|s| s.speaking.drained(began))
+        {
             self.error(error);
         }
     }
@@ -782,6 +828,13 @@ enum Outgoing {
 
 /// "Speaking with non-zero flags before RTP", allowing [`SPEAKING_GRACE`] for the
 /// race between the WebSocket and UDP paths.
+///
+/// The check compares the order of events, never when the fake got round to
+/// processing a message: RTP is unannounced when, more than the grace after it
+/// arrived, the gateway found its socket empty without having read a non-zero
+/// Speaking op (see [`SpeakingCheck::drained`]). A gateway task busy elsewhere (MLS
+/// work in a debug build, a starved CPU) only reads the op later; it still finds it
+/// before the socket runs dry, so its lateness is not the client's.
 #[derive(Default)]
 struct SpeakingCheck {
     on: bool,
@@ -794,41 +847,53 @@ struct SpeakingCheck {
 }
 
 impl SpeakingCheck {
-    fn on_op(&mut self, flags: u64, now: Instant) -> Option<String> {
+    /// A Speaking op, read at `now`.
+    fn on_op(&mut self, flags: u64, now: Instant) {
         let was_on = self.on;
         self.on = flags != 0;
         if self.on {
             self.off_at = None;
             self.reported = false;
-            let first = self.unannounced.take()?;
-            let early = now.saturating_duration_since(first);
-            (early > SPEAKING_GRACE)
-                .then(|| format!("RTP arrived {early:?} before the Speaking op announcing it"))
-        } else {
-            if was_on {
-                self.off_at = Some(now);
-            }
-            None
+            self.unannounced = None;
+        } else if was_on {
+            self.off_at = Some(now);
         }
     }
 
-    fn on_rtp(&mut self, at: Instant) {
+    /// RTP that arrived at `at`; returns when the gateway must read its socket to
+    /// decide it, if it starts an unannounced run.
+    fn on_rtp(&mut self, at: Instant) -> Option<Instant> {
         let just_ended = self
             .off_at
             .is_some_and(|off| at.saturating_duration_since(off) <= SPEAKING_GRACE);
-        if !self.on && !just_ended && !self.reported {
-            self.unannounced.get_or_insert(at);
+        if self.on || just_ended || self.reported || self.unannounced.is_some() {
+            return None;
         }
+        self.unannounced = Some(at);
+        Some(at + SPEAKING_GRACE + Duration::from_millis(1))
     }
 
-    fn settle(&mut self, now: Instant) -> Option<String> {
+    /// The gateway began a read at `began` that found no complete message: every
+    /// byte the client had sent on the WebSocket before `began` has been read. If RTP
+    /// arrived more than the grace before that and no Speaking op came, none had been
+    /// sent in time.
+    fn drained(&mut self, began: Instant) -> Option<String> {
         let first = self.unannounced?;
-        let waited = now.saturating_duration_since(first);
+        let waited = began.saturating_duration_since(first);
         (waited > SPEAKING_GRACE).then(|| {
             self.unannounced = None;
             self.reported = true;
-            format!("RTP without a non-zero Speaking op (none within {waited:?} of the packet)")
+            format!(
+                "RTP without a non-zero Speaking op (none had arrived {waited:?} after the packet)"
+            )
         })
+    }
+
+    /// Unannounced RTP is past the grace at `now`: a read of the WebSocket now
+    /// decides it.
+    fn overdue(&self, now: Instant) -> bool {
+        self.unannounced
+            .is_some_and(|first| now.saturating_duration_since(first) > SPEAKING_GRACE)
     }
 }
 
@@ -838,4 +903,7 @@ enum Script {
     DropTcp(oneshot::Sender<()>),
     /// Stamp and send these (replayable) messages.
     Send(Vec<Outgoing>, oneshot::Sender<()>),
+    /// Read the socket once more at this instant or soon after (see
+    /// [`SpeakingCheck`]).
+    Probe(Instant),
 }

@@ -173,16 +173,20 @@ impl TestNode {
 
     /// Starts the real `quaver` binary (the build cargo made for this test run) on a
     /// free loopback port, with the test media as its local root, `ws://` voice
-    /// endpoints allowed and one tick thread; `env` adds environment overrides (e.g.
+    /// endpoints allowed, the fake Discord's test CA trusted for `wss://` ones
+    /// (`quaver.voice.extraCaCertificates`) and one tick thread; `env` adds environment
+    /// overrides (e.g.
     /// `QUAVER_VOICE_DAVE=false`). Its log goes to a file ([`Self::log`]).
     pub async fn start_binary(env: &[(&str, &str)]) -> TestNode {
         let roots = media_dir();
+        let ca = fake_discord::test_ca_file();
         let config = |port: u16| {
             format!(
                 "server:\n  port: {port}\n  address: 127.0.0.1\n\
                  lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    playerUpdateInterval: 1\n    sources:\n      local: true\n\
                  logging:\n  level:\n    root: INFO\n    lavalink: DEBUG\n\
-                 quaver:\n  engine:\n    threads: 1\n    spinUs: 0\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n  sources:\n    localRoots: [\"{}\"]\n",
+                 quaver:\n  engine:\n    threads: 1\n    spinUs: 0\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n    extraCaCertificates: [\"{}\"]\n  sources:\n    localRoots: [\"{}\"]\n",
+                ca.display(),
                 roots.display()
             )
         };
@@ -347,6 +351,22 @@ impl Client {
                 return e;
             }
         }
+    }
+
+    /// Like [`Self::wait_event`], for an event that may take up to `within` to come
+    /// (e.g. after the voice connection's reconnect attempts).
+    pub async fn wait_event_within(&mut self, kind: &str, within: Duration) -> Value {
+        let wait = async {
+            loop {
+                let Some(m) = self.try_next_json(within).await else {
+                    panic!("the session closed before a {kind}");
+                };
+                if m["op"] == "event" && m["type"] == kind {
+                    return m;
+                }
+            }
+        };
+        tokio::time::timeout(within, wait).await.expect(kind)
     }
 
     /// The next message with the given `op`.

@@ -51,6 +51,11 @@ pub type TransportFactory = Arc<dyn Fn(TransportParams) -> Result<Transport, Str
 pub struct DiscordVoice {
     /// Accept `ws://host:port` endpoints (tests against a local fake server).
     pub allow_insecure: bool,
+    /// TLS for `wss://` endpoints: `Ok(None)` trusts the bundled web PKI roots only
+    /// (tungstenite's own connector); `Ok(Some)` adds the operator's extra CAs (see
+    /// [`tls_config`]); `Err` is why those could not be loaded, and every connection
+    /// then fails with it rather than quietly trusting less or more than configured.
+    pub tls: Result<Option<Arc<rustls::ClientConfig>>, String>,
     /// `max_dave_protocol_version` to advertise.
     pub dave_version: u8,
     /// Builds the engine transport.
@@ -105,12 +110,53 @@ impl VoiceConnector for DiscordVoice {
             ping_ms: AtomicI64::new(-1),
             dave: parking_lot::Mutex::new(None),
         });
-        let task = tokio::spawn(run(self.clone(), request, link, status.clone()));
+        let task = tokio::spawn(supervise(self.clone(), request, link, status.clone()));
         Box::new(Handle {
             status,
             task: task.abort_handle(),
         })
     }
+}
+
+/// The TLS client configuration for voice gateways: the web PKI roots (what Discord's
+/// certificates chain to) plus the CA certificates in `extra_ca_files` (PEM; every
+/// certificate in each file). Operators behind a TLS-intercepting proxy need these,
+/// and tests use them to trust their fake voice server; nothing is trusted beyond the
+/// web PKI unless named here. `Ok(None)` when there are none.
+pub fn tls_config(
+    extra_ca_files: &[std::path::PathBuf],
+) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    if extra_ca_files.is_empty() {
+        return Ok(None);
+    }
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for path in extra_ca_files {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("extra CA certificates {shown}: {e}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("extra CA certificates {shown}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "extra CA certificates {shown}: no PEM certificate in it"
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("extra CA certificates {shown}: {e}"))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
 }
 
 /// The WebSocket URL for an endpoint, or why it is refused.
@@ -160,7 +206,46 @@ struct Conn {
     unattached: Option<Box<dyn PacketOutput>>,
 }
 
-async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status: Arc<Status>) {
+/// Runs a connection and makes sure its end is reported whatever the cause: [`run`]
+/// reports the ends it decides on, and a panic (a bug, or input nobody validated)
+/// still leaves the player `connected: false`, detached, and its client with a
+/// `WebSocketClosedEvent` instead of a silent, stuck player. An abort (the player was
+/// destroyed or moved on) is no end to report.
+async fn supervise(
+    voice: DiscordVoice,
+    request: VoiceRequest,
+    link: VoiceLink,
+    status: Arc<Status>,
+) {
+    use futures_util::FutureExt;
+    let guild = request.guild;
+    let ran = std::panic::AssertUnwindSafe(run(voice, request, &link, &status))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = ran {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(%guild, panic = %what, "voice connection task failed");
+        status.connected.store(false, Ordering::Relaxed);
+        report(
+            &link,
+            Ended {
+                code: TASK_FAILED,
+                reason: format!("voice connection failed: {what}"),
+                by_remote: false,
+            },
+        );
+    }
+}
+
+/// The close code reported when the connection task itself failed: 4000, as for our
+/// other protocol failures (Discord's "unknown error", never sent by it as a close).
+const TASK_FAILED: u16 = 4000;
+
+async fn run(voice: DiscordVoice, request: VoiceRequest, link: &VoiceLink, status: &Status) {
     let url = match gateway_url(&request.voice.endpoint, voice.allow_insecure) {
         Ok(u) => u,
         Err(reason) => return link.closed(4000, reason, false),
@@ -192,18 +277,27 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
         announced: false,
         unattached: None,
     };
+    let connector = match &voice.tls {
+        Ok(tls) => tls.clone().map(tokio_tungstenite::Connector::Rustls),
+        Err(reason) => return link.closed(4000, reason.clone(), false),
+    };
     let mut resume = false;
     let mut attempt = 0u32;
     loop {
         let ended = match tokio::time::timeout(
             Duration::from_secs(10),
-            tokio_tungstenite::connect_async_with_config(&url, Some(gateway_socket_config()), true),
+            tokio_tungstenite::connect_async_tls_with_config(
+                &url,
+                Some(gateway_socket_config()),
+                true,
+                connector.clone(),
+            ),
         )
         .await
         {
             Ok(Ok((ws, _))) => {
                 conn.gateway.on_open(std::time::Instant::now(), resume);
-                drive(ws, &mut conn, &voice, &link, &status).await
+                drive(ws, &mut conn, &voice, link, status).await
             }
             Ok(Err(e)) => Ended {
                 code: 1006,
@@ -221,8 +315,8 @@ async fn run(voice: DiscordVoice, request: VoiceRequest, link: VoiceLink, status
         tracing::debug!(guild = %request.guild, code = ended.code, reason = %ended.reason, ?action, "voice socket closed");
         attempt += 1;
         match action {
-            CloseAction::Report => return report(&link, ended),
-            _ if attempt > MAX_ATTEMPTS => return report(&link, ended),
+            CloseAction::Report => return report(link, ended),
+            _ if attempt > MAX_ATTEMPTS => return report(link, ended),
             CloseAction::Resume => resume = true,
             CloseAction::Identify => {
                 resume = false;
@@ -501,6 +595,34 @@ mod tests {
             "insecure endpoints need the test switch"
         );
         assert!(gateway_url("https://x", true).is_err());
+    }
+
+    #[test]
+    fn extra_ca_files_are_loaded_or_refused_with_the_reason() {
+        assert!(
+            tls_config(&[]).unwrap().is_none(),
+            "no extra CA: tungstenite's default"
+        );
+        let dir = std::env::temp_dir().join(format!("quaver-ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let err = tls_config(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(err.contains("missing.pem"), "{err}");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = tls_config(std::slice::from_ref(&empty)).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(
+            tls_config(&[garbage]).is_err(),
+            "not a parsable certificate"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -28,6 +28,10 @@ use openmls_rust_crypto::RustCrypto;
 use quaver_engine::transport::SenderKey;
 use serde_json::{json, Value};
 
+/// Proposals (op 27) kept while the external sender (op 25) is still missing; a
+/// server that sends more is not one whose proposals we could validate anyway, and
+/// the memory is ours.
+const MAX_EARLY_PROPOSALS: usize = 64;
 /// The exporter label of DAVE's per-sender media key.
 const SENDER_KEY_LABEL: &str = "Discord Secure Frames v0";
 
@@ -203,8 +207,10 @@ impl Dave {
             27 => {
                 if self.external_sender {
                     self.on_proposals(payload);
-                } else {
+                } else if self.early_proposals.len() < MAX_EARLY_PROPOSALS {
                     self.early_proposals.push(payload.to_vec());
+                } else {
+                    tracing::debug!("DAVE: too many proposals before the external sender");
                 }
             }
             29 => self.on_commit_or_welcome(payload, true),

@@ -17,6 +17,15 @@ pub const MODES: [&str; 2] = ["aead_aes256_gcm_rtpsize", "aead_xchacha20_poly130
 
 /// Heartbeats that may go unacknowledged before the connection counts as dead.
 const MAX_MISSED_ACKS: u32 = 3;
+/// Hello's `heartbeat_interval` (ms) when absent; Discord sends 41 250 or so.
+const DEFAULT_HEARTBEAT_MS: f64 = 41_250.0;
+/// Shorter intervals are raised to this (a voice server has no business asking for a
+/// heartbeat every millisecond; we stay polite, not obedient).
+const MIN_HEARTBEAT_MS: f64 = 50.0;
+/// Longer intervals are a protocol error: a heartbeat is also how we notice a dead
+/// socket, and an interval of hours (or 1e300 ms, which no `Duration` holds) would
+/// leave a silent player connected forever.
+const MAX_HEARTBEAT_MS: f64 = 600_000.0;
 
 /// Who we are and where we connect, from the Lavalink voice state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +240,9 @@ impl VoiceGateway {
         let uint = |key: &str| d.get(key).and_then(Value::as_u64);
         let id = |v: &Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
         let small = |key: &str| uint(key).and_then(|v| u16::try_from(v).ok());
+        let max = self.info.max_dave_protocol_version;
+        // A version above what we offered is one we cannot speak: such an op is dropped.
+        let version = || uint("protocol_version").and_then(|v| dave_version(v, max));
         match op {
             11 => {
                 let ids = d.get("user_ids").and_then(Value::as_array);
@@ -242,9 +254,7 @@ impl VoiceGateway {
                 }
             }
             21 => {
-                if let (Some(version), Some(tid)) =
-                    (small("protocol_version"), small("transition_id"))
-                {
+                if let (Some(version), Some(tid)) = (version(), small("transition_id")) {
                     dave.on_prepare_transition(version, tid);
                 }
             }
@@ -254,7 +264,7 @@ impl VoiceGateway {
                 }
             }
             24 => {
-                if let (Some(version), Some(epoch)) = (small("protocol_version"), uint("epoch")) {
+                if let (Some(version), Some(epoch)) = (version(), uint("epoch")) {
                     if let Err(e) = dave.on_prepare_epoch(version, epoch) {
                         self.events.push_back(GatewayEvent::Failed(e.to_string()));
                     }
@@ -378,14 +388,12 @@ impl VoiceGateway {
     }
 
     fn on_hello(&mut self, now: Instant, d: &Value) {
-        let ms = d
-            .get("heartbeat_interval")
-            .and_then(Value::as_f64)
-            .unwrap_or(41_250.0)
-            .max(50.0);
-        let every = Duration::from_secs_f64(ms / 1000.0);
+        let every = match heartbeat_interval(d.get("heartbeat_interval")) {
+            Ok(every) => every,
+            Err(reason) => return self.events.push_back(GatewayEvent::Failed(reason)),
+        };
         self.heartbeat_every = Some(every);
-        self.next_heartbeat = Some(now + every);
+        self.next_heartbeat = now.checked_add(every);
     }
 
     fn on_ready(&mut self, d: &Value) {
@@ -401,6 +409,7 @@ impl VoiceGateway {
             .get("port")
             .and_then(Value::as_u64)
             .and_then(|p| u16::try_from(p).ok());
+        let port = port.filter(|&p| p != 0);
         let (Some(ssrc), Some(ip), Some(port)) = (ssrc, ip, port) else {
             return self
                 .events
@@ -461,7 +470,12 @@ impl VoiceGateway {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         if let Some(dave) = &mut self.dave {
-            let version = u16::try_from(version).unwrap_or(u16::MAX);
+            let Some(version) = dave_version(version, self.info.max_dave_protocol_version) else {
+                return self.events.push_back(GatewayEvent::Failed(format!(
+                    "Session Description chose DAVE version {version}, above the {} we offered",
+                    self.info.max_dave_protocol_version
+                )));
+            };
             if let Err(e) = dave.on_session_description(version) {
                 self.events.push_back(GatewayEvent::Failed(e.to_string()));
             }
@@ -482,4 +496,28 @@ impl VoiceGateway {
     fn push(&mut self, v: Value) {
         self.transmits.push_back(Transmit::Text(v.to_string()));
     }
+}
+
+/// Hello's heartbeat interval, checked: JSON numbers reach us as any `f64` (or not at
+/// all), and `Duration::from_secs_f64` panics on what does not fit.
+fn heartbeat_interval(value: Option<&Value>) -> Result<Duration, String> {
+    let ms = match value {
+        None | Some(Value::Null) => DEFAULT_HEARTBEAT_MS,
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| format!("Hello heartbeat_interval {v} is not a number"))?,
+    };
+    if !ms.is_finite() || ms <= 0.0 || ms > MAX_HEARTBEAT_MS {
+        return Err(format!(
+            "Hello heartbeat_interval {ms} ms is outside (0, {MAX_HEARTBEAT_MS}]"
+        ));
+    }
+    Ok(Duration::from_secs_f64(ms.max(MIN_HEARTBEAT_MS) / 1000.0))
+}
+
+/// A DAVE protocol version the server chose, if it is one we offered (0 always is).
+fn dave_version(version: u64, offered: u8) -> Option<u16> {
+    u16::try_from(version)
+        .ok()
+        .filter(|&v| v <= u16::from(offered))
 }

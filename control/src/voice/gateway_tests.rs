@@ -195,3 +195,76 @@ fn arbitrary_frames_never_panic() {
     }
     while g.poll_event().is_some() {}
 }
+
+/// Hello's interval arrives as any JSON number: values no `Duration` (or `Instant`)
+/// holds, zero, negatives and absurd lengths are a protocol failure the driver
+/// reports, never a panic; tiny ones are raised to the floor, absent ones default.
+#[test]
+fn hello_intervals_are_checked() {
+    let hello = |interval: &str| {
+        let mut g = VoiceGateway::new(info());
+        let now = Instant::now();
+        g.on_open(now, false);
+        sent(&mut g);
+        let text = format!(r#"{{"op":8,"d":{{"heartbeat_interval":{interval}}}}}"#);
+        g.handle_text(now, &text);
+        (g.poll_event(), g.poll_timeout().map(|t| t - now))
+    };
+    for bad in [
+        "1e300",
+        "1.8e19",
+        "18446744073709551615",
+        "1.7976931348623157e308",
+        "-1",
+        "-1e300",
+        "0",
+        "0.0",
+        "600001",
+        "\"soon\"",
+        "[1]",
+    ] {
+        let (event, timeout) = hello(bad);
+        assert!(
+            matches!(&event, Some(GatewayEvent::Failed(r)) if r.contains("heartbeat_interval")),
+            "{bad}: {event:?}"
+        );
+        assert_eq!(timeout, None, "{bad}: no heartbeat scheduled");
+    }
+    assert_eq!(hello("1"), (None, Some(Duration::from_millis(50))));
+    assert_eq!(hello("1e-300"), (None, Some(Duration::from_millis(50))));
+    assert_eq!(hello("600000"), (None, Some(Duration::from_secs(600))));
+    assert_eq!(hello("null"), (None, Some(Duration::from_millis(41_250))));
+}
+
+/// Ready with port 0, and DAVE versions above what we offered, are protocol failures.
+#[test]
+fn ready_port_zero_and_unoffered_dave_versions_fail() {
+    let mut g = VoiceGateway::new(info());
+    let now = Instant::now();
+    g.on_open(now, false);
+    let ready = json!({"op":2,"d":{"ssrc":1,"ip":"127.0.0.1","port":0,"modes":["aead_aes256_gcm_rtpsize"]}});
+    g.handle_text(now, &ready.to_string());
+    assert!(matches!(g.poll_event(), Some(GatewayEvent::Failed(_))));
+
+    let mut g = VoiceGateway::new(VoiceInfo {
+        max_dave_protocol_version: 1,
+        ..info()
+    });
+    g.on_open(now, false);
+    let ready = json!({"op":2,"d":{"ssrc":1,"ip":"127.0.0.1","port":5000,"modes":["aead_aes256_gcm_rtpsize"]}});
+    g.handle_text(now, &ready.to_string());
+    assert!(matches!(
+        g.poll_event(),
+        Some(GatewayEvent::Discover { .. })
+    ));
+    g.discovered(now, "10.1.2.3:6000".parse().unwrap());
+    let session = json!({"op":4,"d":{"mode":"aead_aes256_gcm_rtpsize","secret_key":vec![0u8; 32],"dave_protocol_version":65536}});
+    g.handle_text(now, &session.to_string());
+    let events: Vec<_> = std::iter::from_fn(|| g.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::Failed(r) if r.contains("DAVE version 65536"))),
+        "{events:?}"
+    );
+}

@@ -9,7 +9,7 @@
 
 use std::num::NonZeroU16;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use davey::{CommitWelcome, DaveSession, MediaType, ProposalsOperationType};
 use openmls::prelude::tls_codec::{DeserializeBytes, Serialize as _};
@@ -22,7 +22,15 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use serde_json::{json, Value};
 
-use super::{ConnectionView, Outgoing, SPEAKING_GRACE};
+use super::{ConnectionView, Outgoing};
+
+/// How long after a transition executed frames of the previous kind (or key) may
+/// still come. When the client switches depends on its scheduling (op 22 crosses its
+/// control plane, then the engine's next tick), so the checks go by order: once a
+/// frame of the new kind arrived (or a member decrypted one), an old one is an error;
+/// before that, only this gross limit applies, which catches a client that never
+/// switches.
+const SWITCH_LIMIT: Duration = Duration::from_secs(2);
 
 /// The only DAVE protocol version there is.
 const VERSION: NonZeroU16 = NonZeroU16::MIN;
@@ -156,6 +164,8 @@ struct Member {
     /// When the transition that put this member's group in force executed; `None`
     /// while that transition is pending (frames it cannot open are then no error).
     receiving_since: Option<Instant>,
+    /// This member decrypted a frame since `receiving_since` was set.
+    opened: bool,
 }
 
 /// What the fake adds the client with once its key package (op 26) arrives.
@@ -207,6 +217,8 @@ pub(super) struct Dave {
     /// The last executed transition: its version, when, and whether a fake member was
     /// in the group; and whether a frame of the wrong kind was reported since.
     executed: Option<(u16, Instant, bool)>,
+    /// A frame of the kind the last executed transition calls for has arrived since.
+    switched: bool,
     wrong_kind_reported: bool,
     /// Transitions executed (op 22 sent); scripts wait for it to grow.
     pub(super) completed: u64,
@@ -236,6 +248,7 @@ impl Dave {
             last_tid: 0,
             corrupt_next_commit: false,
             executed: None,
+            switched: false,
             wrong_kind_reported: false,
             completed: 0,
             failure: None,
@@ -375,9 +388,9 @@ impl Dave {
     }
 
     /// Classifies and opens one media payload (not silence) that arrived at `arrived`,
-    /// recording violations: a plain frame well after a transition to version 1 with a
-    /// fake member, a DAVE frame well after one to version 0, and DAVE frames a fake
-    /// member should but cannot decrypt.
+    /// recording violations: a plain frame after a transition to version 1 with a fake
+    /// member, a DAVE frame after one to version 0, and DAVE frames a fake member should
+    /// but cannot decrypt (each judged by [`SWITCH_LIMIT`]'s rule).
     pub(super) fn open_frame(
         &mut self,
         payload: &[u8],
@@ -388,16 +401,22 @@ impl Dave {
     ) -> Frame {
         let dave = is_dave_frame(payload);
         if let Some((version, executed, with_members)) = self.executed {
-            let settled = arrived.saturating_duration_since(executed) > SPEAKING_GRACE;
-            let wrong = match version {
-                0 => dave,
-                _ => !dave && with_members,
+            let (right, wrong) = match version {
+                0 => (!dave, dave),
+                _ => (dave && with_members, !dave && with_members),
             };
-            if settled && wrong && !self.wrong_kind_reported {
+            self.switched |= right;
+            let late = arrived.saturating_duration_since(executed) > SWITCH_LIMIT;
+            if wrong && (self.switched || late) && !self.wrong_kind_reported {
                 self.wrong_kind_reported = true;
                 let kind = if dave { "a DAVE" } else { "a plain Opus" };
+                let when = if self.switched {
+                    "after the client had switched"
+                } else {
+                    "still"
+                };
                 errors.push(format!(
-                    "{at}: {kind} frame {:?} after the transition to DAVE version {version} executed",
+                    "{at}: {kind} frame {when}, {:?} after the transition to DAVE version {version} executed",
                     arrived - executed
                 ));
             }
@@ -416,12 +435,13 @@ impl Dave {
                 .decrypt(self.bot_id, MediaType::AUDIO, payload)
             {
                 Ok(plain) => {
+                    member.opened |= member.receiving_since.is_some();
                     opus.get_or_insert(plain);
                 }
                 Err(e) => {
-                    let due = member
-                        .receiving_since
-                        .is_some_and(|t| arrived.saturating_duration_since(t) > SPEAKING_GRACE);
+                    let due = member.receiving_since.is_some_and(|t| {
+                        member.opened || arrived.saturating_duration_since(t) > SWITCH_LIMIT
+                    });
                     if due {
                         failures.push(format!(
                             "{at}: fake member {} cannot decrypt the DAVE frame: {e}",
@@ -448,6 +468,7 @@ impl Dave {
             user_id,
             session,
             receiving_since: None,
+            opened: false,
         }
     }
 
@@ -670,12 +691,14 @@ impl Dave {
             let _ = member.session.execute_transition(expected);
             if version != 0 && member.receiving_since.is_none() {
                 member.receiving_since = Some(now);
+                member.opened = false;
             }
         }
         view.dave_protocol_version = version;
         view.dave_epoch = (version != 0).then_some(self.epoch);
         view.dave_transitions.push((expected, version));
         self.executed = Some((version, now, !self.members.is_empty()));
+        self.switched = false;
         self.wrong_kind_reported = false;
         self.completed += 1;
         self.step = Step::Idle;

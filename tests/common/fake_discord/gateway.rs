@@ -2,16 +2,18 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::dave::{Dave, Input};
@@ -48,6 +50,40 @@ pub(super) async fn accept_loop(
 }
 
 async fn serve(shared: Arc<Shared>, stream: TcpStream, shutdown: watch::Receiver<bool>) {
+    if shared.options.tls {
+        // A client that gives up on the handshake (an untrusted CA) just goes away.
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_secs(10),
+            super::tls::acceptor().accept(stream),
+        )
+        .await
+        {
+            serve_ws(shared, stream, shutdown).await;
+        }
+    } else {
+        serve_ws(shared, stream, shutdown).await;
+    }
+}
+
+/// A TCP connection, or TLS over one: what the gateway reads from, and the socket
+/// whose kernel queue [`nothing_queued`] asks about.
+trait Socket: AsyncRead + AsyncWrite + Unpin {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Socket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+async fn serve_ws<S: Socket>(shared: Arc<Shared>, stream: S, shutdown: watch::Receiver<bool>) {
     let mut uri = None;
     // The callback's error type is tungstenite's, not ours to shrink.
     #[allow(clippy::result_large_err)]
@@ -79,10 +115,43 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, shutdown: watch::Receiver
     gateway.detach();
 }
 
+/// The next message from the client. A read that finds no complete message and an
+/// empty kernel receive queue tells the guild when it began
+/// ([`GuildState::drained`]): everything the client sent before then has been read,
+/// which is what the Speaking check orders RTP against. (Tokio's `Pending` alone
+/// proves nothing: it answers from readiness cached at the runtime's last I/O turn,
+/// without asking the kernel.)
+async fn next_message<S: Socket>(
+    ws: &mut WebSocketStream<S>,
+    guild: Option<&Arc<Guild>>,
+) -> Option<Result<Message, tungstenite::Error>> {
+    std::future::poll_fn(|cx| {
+        let began = Instant::now();
+        let poll = ws.poll_next_unpin(cx);
+        if let (Poll::Pending, Some(guild)) = (&poll, guild) {
+            if nothing_queued(ws.get_ref().tcp()) {
+                guild.lock().drained(began);
+            }
+        }
+        poll
+    })
+    .await
+}
+
+/// The kernel holds no unread byte for `stream` (or the peer closed it).
+fn nothing_queued(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    // Tokio's sockets are non-blocking: an empty queue answers `WouldBlock`.
+    match socket2::SockRef::from(stream).peek(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    }
+}
+
 /// One WebSocket connection.
-struct Gateway {
+struct Gateway<S> {
     shared: Arc<Shared>,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<S>,
     id: u64,
     /// The request path and its `v` query parameter.
     path: String,
@@ -92,7 +161,7 @@ struct Gateway {
     scripts_tx: mpsc::UnboundedSender<Script>,
 }
 
-impl Gateway {
+impl<S: Socket> Gateway<S> {
     async fn run(
         &mut self,
         mut scripts: mpsc::UnboundedReceiver<Script>,
@@ -103,21 +172,32 @@ impl Gateway {
         if self.send(Message::text(hello.to_string())).await.is_err() {
             return;
         }
+        let mut probe_at: Option<Instant> = None;
         loop {
             let (flow, done) = tokio::select! {
-                message = self.ws.next() => match message {
+                message = next_message(&mut self.ws, self.guild.as_ref()) => match message {
                     Some(Ok(message)) => (self.handle(message).await.unwrap_or(Flow::Drop), None),
                     Some(Err(_)) | None => return,
                 },
                 Some(script) = scripts.recv() => match script {
                     Script::Close(code, reason, done) => (Flow::Close(code, reason), Some(done)),
                     Script::DropTcp(done) => (Flow::Drop, Some(done)),
+                    Script::Probe(at) => {
+                        probe_at = Some(probe_at.map_or(at, |t: Instant| t.min(at)));
+                        (Flow::Continue, None)
+                    }
                     Script::Send(messages, done) => {
                         let sent = self.send_outgoing(messages).await;
                         let _ = done.send(());
                         (if sent.is_ok() { Flow::Continue } else { Flow::Drop }, None)
                     }
                 },
+                // Waking is all a probe needs: the next turn reads the socket.
+                _ = tokio::time::sleep_until(probe_at.unwrap_or_else(Instant::now).into()),
+                    if probe_at.is_some() => {
+                    probe_at = None;
+                    (Flow::Continue, None)
+                }
                 _ = shutdown.changed() => (Flow::Drop, None),
             };
             match flow {
@@ -579,9 +659,7 @@ impl Gateway {
             view.errors
                 .push(format!("Speaking delay {}, bots must send 0", d["delay"]));
         }
-        if let Some(error) = session.speaking.on_op(flags, now) {
-            view.errors.push(error);
-        }
+        session.speaking.on_op(flags, now);
         Flow::Continue
     }
 }

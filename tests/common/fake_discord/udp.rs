@@ -16,8 +16,8 @@ use quaver_engine::opus::OpusDecoder;
 
 use super::dave::Frame;
 use super::{
-    lock, Guild, GuildState, ReceivedPacket, Session, Shared, FRAME_SAMPLES, MAX_PCM, MODE_AES,
-    MODE_XCHACHA, SILENCE,
+    lock, Guild, GuildState, ReceivedPacket, Script, Session, Shared, FRAME_SAMPLES, MAX_PCM,
+    MODE_AES, MODE_XCHACHA, SILENCE,
 };
 
 /// The fixed RTP header without CSRCs or extension.
@@ -304,7 +304,11 @@ impl std::fmt::Display for At {
 
 /// Opens and checks one RTP packet (§3, §7.2) and records it.
 fn rtp(state: &mut GuildState, data: &mut [u8], arrived: Instant, decode: bool, pcm: &mut [i16]) {
-    let GuildState { view, session, .. } = state;
+    let GuildState {
+        view,
+        session,
+        gateway,
+    } = state;
     let errors = &mut view.errors;
     let Some(session) = session.as_mut() else {
         return errors.push("RTP before Identify".into());
@@ -361,7 +365,11 @@ fn rtp(state: &mut GuildState, data: &mut [u8], arrived: Instant, decode: bool, 
         }
     }
     session.last_packet = Some((seq, timestamp, nonce));
-    session.speaking.on_rtp(arrived);
+    if let Some(probe) = session.speaking.on_rtp(arrived) {
+        if let Some((_, gateway)) = gateway {
+            let _ = gateway.send(Script::Probe(probe));
+        }
+    }
 
     let Some(cipher) = &session.cipher else {
         return errors.push(format!("{at} before Session Description"));
