@@ -312,11 +312,7 @@ impl Job {
             self.refilling = true;
         }
         if let Some(code) = self.broken {
-            return if self
-                .writer
-                .write(RecordKind::Failed, self.epoch, &code.to_le_bytes())
-                .is_ok()
-            {
+            return if self.write_failed(code) {
                 Pump::Finished
             } else {
                 self.refilling = false;
@@ -363,11 +359,7 @@ impl Job {
                 Err(message) => {
                     let code = self.failure_code();
                     report(JobReport::Failed { code, message });
-                    return if self
-                        .writer
-                        .write(RecordKind::Failed, self.epoch, &code.to_le_bytes())
-                        .is_ok()
-                    {
+                    return if self.write_failed(code) {
                         Pump::Finished
                     } else {
                         // The next pumps write the record once there is room; the
@@ -379,6 +371,13 @@ impl Job {
                 }
             }
         }
+    }
+
+    /// Writes the `Failed` record for `code`; `false` while the ring has no room.
+    fn write_failed(&mut self, code: u32) -> bool {
+        self.writer
+            .write(RecordKind::Failed, self.epoch, &code.to_le_bytes())
+            .is_ok()
     }
 
     /// Reads one packet and stages its frames; marks the end of the source.
