@@ -13,6 +13,12 @@
 //!   encryption only; by default every call is DAVE-encrypted: the fake runs one
 //!   `davey` member per channel that welcomes the bot), `--spin-us U` (the tick
 //!   thread's busy-wait before each deadline, `quaver.engine.spinUs`, default 1000).
+//! - `--source http|file` (default `http`): where the players' media comes from.
+//!   `http` is the path users run: an HTTP server inside this harness (on the harness
+//!   core, the tests' `MediaServer`: `Range: bytes=N-` with 206 and `Content-Range`,
+//!   `Content-Length`, `Accept-Ranges`, keep-alive, like a CDN) serves the files and
+//!   each player plays `http://127.0.0.1:PORT/media/<file>`; `file` plays the same
+//!   files from `quaver.sources.localRoots`, for comparison.
 //! - Without `--players`, writes `target/density/density.csv` and `density.svg`.
 //!   `--plot FILE.csv` redraws the SVG of such a CSV (next to it) without measuring.
 //!
@@ -22,7 +28,9 @@
 //!
 //! Figures per step: the engine's own accounting (`GET /quaver/engine`: busy time per
 //! tick, lateness histogram, nulled frames), the tick thread's and the whole node's
-//! CPU time from `/proc/<pid>`, the node's RSS growth per player, what the receiver
+//! CPU time from `/proc/<pid>` (whole process, and per thread class by thread name:
+//! tick, decode pool, network streams, control), the node's thread count, the node's
+//! RSS growth per player, what the receiver
 //! saw (losses from missing packets in the window, inter-arrival deviation, kernel
 //! drops), and the PATCH latency.
 
@@ -33,15 +41,23 @@
 #[allow(dead_code)]
 mod common {
     pub mod fake_discord;
+    pub mod media_server;
     pub mod node_process;
+
+    /// The test media, as `tests/common/mod.rs` names it for the media server.
+    pub fn media_dir() -> std::path::PathBuf {
+        super::media_dir().canonicalize().unwrap()
+    }
 }
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake_discord::{FakeDiscord, FakeDiscordOptions};
+use common::media_server::MediaServer;
 use common::node_process::NodeProcess;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
@@ -79,8 +95,27 @@ impl Scenario {
     }
 }
 
+/// Where the players' media comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// The harness's HTTP server: what users run.
+    Http,
+    /// `quaver.sources.localRoots`: no network I/O in the node.
+    File,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Http => "http",
+            Source::File => "file",
+        }
+    }
+}
+
 struct Args {
     scenarios: Vec<Scenario>,
+    source: Source,
     players: Option<usize>,
     seconds: u64,
     json: bool,
@@ -104,8 +139,17 @@ fn args() -> Args {
         Some("transcode") => vec![Scenario::Transcode],
         _ => vec![Scenario::Passthrough, Scenario::Transcode],
     };
+    let source = match value("--source").as_deref() {
+        None | Some("http") => Source::Http,
+        Some("file") => Source::File,
+        Some(other) => {
+            eprintln!("--source must be `http` or `file`, not `{other}`");
+            std::process::exit(2);
+        }
+    };
     Args {
         scenarios,
+        source,
         players: value("--players").and_then(|v| v.parse().ok()),
         seconds: value("--seconds")
             .and_then(|v| v.parse().ok())
@@ -124,11 +168,21 @@ fn args() -> Args {
 #[derive(Debug, Clone)]
 struct Step {
     scenario: Scenario,
+    source: Source,
     players: usize,
     dave: bool,
     cost_us: f64,
     cpu_us: f64,
+    /// The whole node (utime + stime of `/proc/<pid>/stat`), µs per player-tick.
     process_cpu_us: f64,
+    /// The node's CPU by thread class, µs per player-tick.
+    classes: ClassCpu,
+    /// The node's thread count, the most seen in the measuring window.
+    threads: u64,
+    /// `quaver-stream-N` threads at the end of the window.
+    io_threads: u64,
+    /// Requests the harness's HTTP server answered during the step (0 for `file`).
+    http_requests: u64,
     floor_us: f64,
     lateness: [f64; 4],
     arrival_dev_p99_us: f64,
@@ -148,11 +202,20 @@ impl Step {
     fn json(&self) -> String {
         json!({
             "scenario": self.scenario.name(),
+            "source": self.source.name(),
             "players": self.players,
             "dave": self.dave,
             "cost_us_per_player_tick": round(self.cost_us),
             "cpu_us_per_player_tick": round(self.cpu_us),
             "process_cpu_us_per_player_tick": round(self.process_cpu_us),
+            "node_cpu_us_per_player_tick": round(self.process_cpu_us),
+            "tick_cpu_us_per_player_tick": round(self.classes.tick),
+            "decode_cpu_us_per_player_tick": round(self.classes.decode),
+            "io_cpu_us_per_player_tick": round(self.classes.io),
+            "control_cpu_us_per_player_tick": round(self.classes.control),
+            "threads": self.threads,
+            "io_threads": self.io_threads,
+            "http_requests": self.http_requests,
             "floor_us_per_player_tick": round(self.floor_us),
             "lateness_p50_us": round(self.lateness[0]),
             "lateness_p99_us": round(self.lateness[1]),
@@ -219,6 +282,102 @@ fn thread_cpu_us(pid: u32, name: &str) -> f64 {
         .sum()
 }
 
+/// A node thread's class, from its name (`comm`, at most 15 bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ThreadClass {
+    /// `quaver-tick-N`: the engine's tick threads.
+    Tick,
+    /// `quaver-decode-N`: the decode pool (local files).
+    Decode,
+    /// `quaver-stream-N`: one thread per network stream, which reads the HTTP body and
+    /// decodes it (today's design; counted as I/O).
+    Io,
+    /// Everything else: tokio workers (REST, WebSocket, voice gateways), the main thread.
+    Control,
+}
+
+impl ThreadClass {
+    fn of(comm: &str) -> ThreadClass {
+        if comm.starts_with("quaver-tick") {
+            ThreadClass::Tick
+        } else if comm.starts_with("quaver-decode") {
+            ThreadClass::Decode
+        } else if comm.starts_with("quaver-stream") {
+            ThreadClass::Io
+        } else {
+            ThreadClass::Control
+        }
+    }
+}
+
+/// CPU per thread class; µs, or µs per player-tick once divided.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClassCpu {
+    tick: f64,
+    decode: f64,
+    io: f64,
+    control: f64,
+}
+
+impl ClassCpu {
+    fn per(self, player_ticks: f64) -> ClassCpu {
+        ClassCpu {
+            tick: self.tick / player_ticks,
+            decode: self.decode / player_ticks,
+            io: self.io / player_ticks,
+            control: self.control / player_ticks,
+        }
+    }
+}
+
+/// Each live thread of process `pid`: its class and CPU time (µs).
+fn thread_times(pid: u32) -> HashMap<u32, (ThreadClass, f64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return HashMap::new();
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // `comm` is the part of `stat` in parentheses.
+            let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+            Some((tid, (ThreadClass::of(comm), stat_cpu_us(&stat))))
+        })
+        .collect()
+}
+
+/// CPU each class used between two samples. A thread born in between counts from
+/// zero; one that ended in between is missing from `after` and its last part is lost
+/// (the whole-process figure still has it).
+fn class_cpu(
+    before: &HashMap<u32, (ThreadClass, f64)>,
+    after: &HashMap<u32, (ThreadClass, f64)>,
+) -> ClassCpu {
+    let mut sum = ClassCpu::default();
+    for (tid, (class, t1)) in after {
+        let t0 = before.get(tid).map_or(0.0, |(_, t)| *t);
+        let d = (t1 - t0).max(0.0);
+        match class {
+            ThreadClass::Tick => sum.tick += d,
+            ThreadClass::Decode => sum.decode += d,
+            ThreadClass::Io => sum.io += d,
+            ThreadClass::Control => sum.control += d,
+        }
+    }
+    sum
+}
+
+/// The `Threads:` line of `/proc/<pid>/status`.
+fn thread_count(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Time (ms) CPU `cpu` spent in softirq and stolen by the hypervisor, from
 /// `/proc/stat`: what besides the tick thread took the engine's core.
 fn cpu_softirq_steal_ms(cpu: Option<usize>) -> (f64, f64) {
@@ -279,19 +438,27 @@ fn main() {
     let mut results = Vec::new();
     if !args.json {
         println!(
-            "{:<12} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>9}",
+            "{:<12} {:>4} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>5} {:>9}",
             "scenario",
+            "src",
             "players",
             "cost µs",
             "cpu µs",
+            "node µs",
+            "tick µs",
+            "dec µs",
+            "io µs",
+            "ctl µs",
             "floor µs",
             "p50 µs",
             "p99 µs",
             "max µs",
             "nulled",
             "lost",
+            "thr",
             "KB/player"
         );
+        println!("# µs are per player-tick; cpu = the tick thread; node = the whole process = tick + dec (decode pool) + io (quaver-stream-N) + ctl (the rest)");
     }
     for &scenario in &args.scenarios {
         let steps: Vec<usize> = match (args.players, args.quick) {
@@ -310,6 +477,7 @@ fn main() {
             }
             let step = runtime.block_on(run_step(
                 scenario,
+                args.source,
                 n,
                 args.seconds,
                 engine_cpu,
@@ -322,17 +490,24 @@ fn main() {
                 println!("{}", step.json());
             } else {
                 println!(
-                    "{:<12} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>6} {:>9.1}",
+                    "{:<12} {:>4} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>7.0} {:>7.0} {:>7.0} {:>6} {:>6} {:>5} {:>9.1}",
                     scenario.name(),
+                    step.source.name(),
                     n,
                     step.cost_us,
                     step.cpu_us,
+                    step.process_cpu_us,
+                    step.classes.tick,
+                    step.classes.decode,
+                    step.classes.io,
+                    step.classes.control,
                     step.floor_us,
                     step.lateness[0],
                     step.lateness[1],
                     step.lateness[3],
                     step.nulled,
                     step.lost,
+                    step.threads,
                     step.rss_kb_per_player
                 );
             }
@@ -364,7 +539,7 @@ async fn start_node(
     let config = |port: u16| {
         format!(
             "server:\n  port: {port}\n  address: 127.0.0.1\n\
-             lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    opusEncodingQuality: 10\n    resamplingQuality: HIGH\n    bufferDurationMs: 5000\n    sources:\n      local: true\n\
+             lavalink:\n  server:\n    password: \"{PASSWORD}\"\n    opusEncodingQuality: 10\n    resamplingQuality: HIGH\n    bufferDurationMs: 5000\n    sources:\n      local: true\n      http: true\n\
              logging:\n  level:\n    root: WARN\n\
              quaver:\n  engine:\n    threads: 1\n    spinUs: {spin_us}\n    maxPlayers: {}{cpus}{rt}\n  decode:\n    threads: 1\n  voice:\n    allowInsecureEndpoints: true\n    dave: {dave}\n  sources:\n    localRoots: [\"{}\"]\n",
             n + 16,
@@ -414,6 +589,7 @@ const DAVE_MEMBER: u64 = 900_000_000_000_000_001;
 #[allow(clippy::too_many_arguments)]
 async fn run_step(
     scenario: Scenario,
+    source: Source,
     n: usize,
     seconds: u64,
     engine_cpu: Option<usize>,
@@ -432,12 +608,26 @@ async fn run_step(
         ..Default::default()
     })
     .await;
+    // On this runtime, i.e. the harness core, like the fake.
+    let media = match source {
+        Source::Http => Some(MediaServer::start().await),
+        Source::File => None,
+    };
     let http = reqwest::Client::new();
     let node = start_node(n, engine_cpu, harness_cpu, realtime, dave, spin_us).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss0 = rss_kb(node.pid);
     let base = node.base.clone();
-    let track = load_track(&http, &base, scenario).await;
+    let identifier = match &media {
+        Some(m) => m.url(&format!("/media/{}", scenario.file())),
+        None => media_dir()
+            .join(scenario.file())
+            .canonicalize()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let track = load_track(&http, &base, &identifier).await;
 
     // N bots, created 64 at a time: a session and a player each.
     let label = format!("{} {n}: players", scenario.name());
@@ -500,16 +690,20 @@ async fn run_step(
     let t0 = Instant::now();
     let cpu0 = thread_cpu_us(node.pid, "quaver-tick-0");
     let process0 = process_cpu_us(node.pid);
+    let threads0 = thread_times(node.pid);
+    let mut threads = thread_count(node.pid);
     let (softirq0, steal0) = cpu_softirq_steal_ms(engine_cpu);
     let label = format!("{} {n}: measuring", scenario.name());
     for s in 0..seconds {
         progress(&label, s as usize, seconds as usize);
         tokio::time::sleep(Duration::from_secs(1)).await;
+        threads = threads.max(thread_count(node.pid));
     }
     progress(&label, seconds as usize, seconds as usize);
     let after = engine_report(&http, &base, false).await;
     let cpu1 = thread_cpu_us(node.pid, "quaver-tick-0");
     let process1 = process_cpu_us(node.pid);
+    let threads1 = thread_times(node.pid);
     let (softirq1, steal1) = cpu_softirq_steal_ms(engine_cpu);
     let t1 = Instant::now();
     let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
@@ -556,6 +750,13 @@ async fn run_step(
     let rss = (rss_kb(node.pid) - rss0) / n as f64;
     let sent = num(&after, "packetsSent") as u64;
     let kernel_drops = fake.kernel_drops().unwrap_or(0);
+    let io_threads = threads1
+        .values()
+        .filter(|(c, _)| *c == ThreadClass::Io)
+        .count() as u64;
+    let http_requests = media
+        .as_ref()
+        .map_or(0, |m| m.stats.requests.load(Ordering::Relaxed));
     drop(node);
     for s in sockets {
         s.abort();
@@ -566,11 +767,16 @@ async fn run_step(
     let player_ticks = ticks * n as f64;
     Step {
         scenario,
+        source,
         players: n,
         dave,
         cost_us: (num(&after, "busyTotalNs") - num(&before, "busyTotalNs")) / 1000.0 / player_ticks,
         cpu_us: (cpu1 - cpu0) / player_ticks,
         process_cpu_us: (process1 - process0) / player_ticks,
+        classes: class_cpu(&threads0, &threads1).per(player_ticks),
+        threads,
+        io_threads,
+        http_requests,
         floor_us,
         lateness,
         arrival_dev_p99_us: dev.value_at_quantile(0.99) as f64,
@@ -586,15 +792,11 @@ async fn run_step(
     }
 }
 
-async fn load_track(http: &reqwest::Client, base: &str, scenario: Scenario) -> String {
-    let id = media_dir().join(scenario.file()).canonicalize().unwrap();
+/// The encoded track of `identifier` (a path under `localRoots`, or a URL), loaded once
+/// and given to every player.
+async fn load_track(http: &reqwest::Client, base: &str, identifier: &str) -> String {
     let url = format!("{base}/v4/loadtracks");
-    let res = get_json(
-        http,
-        url,
-        &[("identifier", id.to_string_lossy().into_owned())],
-    )
-    .await;
+    let res = get_json(http, url, &[("identifier", identifier.to_owned())]).await;
     res["data"]["encoded"]
         .as_str()
         .expect("the media loads")
@@ -798,17 +1000,23 @@ fn write_reports(results: &[Step]) {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/density"));
     let _ = std::fs::create_dir_all(&dir);
     let mut csv = String::from(
-        "scenario,players,dave,cost_us_per_player_tick,cpu_us_per_player_tick,process_cpu_us_per_player_tick,floor_us_per_player_tick,lateness_p50_us,lateness_p99_us,lateness_p999_us,lateness_max_us,arrival_dev_p99_us,nulled_frames,lost_packets,rss_kb_per_player,patch_p99_ms,receiver_kernel_drops,engine_cpu_softirq_ms_per_s,engine_cpu_steal_ms_per_s\n",
+        "scenario,source,players,dave,cost_us_per_player_tick,cpu_us_per_player_tick,process_cpu_us_per_player_tick,tick_cpu_us_per_player_tick,decode_cpu_us_per_player_tick,io_cpu_us_per_player_tick,control_cpu_us_per_player_tick,threads,floor_us_per_player_tick,lateness_p50_us,lateness_p99_us,lateness_p999_us,lateness_max_us,arrival_dev_p99_us,nulled_frames,lost_packets,rss_kb_per_player,patch_p99_ms,receiver_kernel_drops,engine_cpu_softirq_ms_per_s,engine_cpu_steal_ms_per_s\n",
     );
     for r in results {
         csv.push_str(&format!(
-            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.0},{:.0},{:.0},{:.0},{:.0},{},{},{:.1},{:.2},{},{:.1},{:.1}\n",
+            "{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{:.3},{:.0},{:.0},{:.0},{:.0},{:.0},{},{},{:.1},{:.2},{},{:.1},{:.1}\n",
             r.scenario.name(),
+            r.source.name(),
             r.players,
             r.dave,
             r.cost_us,
             r.cpu_us,
             r.process_cpu_us,
+            r.classes.tick,
+            r.classes.decode,
+            r.classes.io,
+            r.classes.control,
+            r.threads,
             r.floor_us,
             r.lateness[0],
             r.lateness[1],
@@ -851,11 +1059,26 @@ fn replot(csv: &std::path::Path) {
                 } else {
                     Scenario::Passthrough
                 },
+                // CSVs from before `--source` played files.
+                source: if col("source").and_then(|i| f.get(i)) == Some(&"http") {
+                    Source::Http
+                } else {
+                    Source::File
+                },
                 players: num("players") as usize,
                 dave: col("dave").and_then(|i| f.get(i)) == Some(&"true"),
                 cost_us: num("cost_us_per_player_tick"),
                 cpu_us: num("cpu_us_per_player_tick"),
                 process_cpu_us: num("process_cpu_us_per_player_tick"),
+                classes: ClassCpu {
+                    tick: num("tick_cpu_us_per_player_tick"),
+                    decode: num("decode_cpu_us_per_player_tick"),
+                    io: num("io_cpu_us_per_player_tick"),
+                    control: num("control_cpu_us_per_player_tick"),
+                },
+                threads: num("threads") as u64,
+                io_threads: 0,
+                http_requests: 0,
                 floor_us: num("floor_us_per_player_tick"),
                 lateness: [
                     num("lateness_p50_us"),
