@@ -944,19 +944,18 @@ fn drain_with_recvmmsg(socket: &std::net::UdpSocket, stop: &std::sync::atomic::A
 /// Decoding + resampling (on this thread) and encoding one 20 ms frame of long.mp3.
 fn decode_and_encode_us() -> f64 {
     use quaver_engine::codec::FrameEncoder;
-    use quaver_engine::decode::{Job, JobSpec, MediaSource, Pump};
+    use quaver_engine::decode::{Input, Job, JobSpec, MediaSource, Pump};
     use quaver_engine::opus::OpusEncoder;
     use quaver_engine::ring::{RecordKind, PCM_FRAME_BYTES};
     let path = media_dir().join("long.mp3");
     let spec = JobSpec {
-        source: Box::new(move || {
+        input: Input::Open(Box::new(move || {
             Ok(Box::new(std::fs::File::open(path).unwrap()) as Box<dyn MediaSource>)
-        }),
+        })),
         extension: Some("mp3".into()),
         start_ms: 0,
         epoch: 1,
         buffer_ms: 1_000,
-        dedicated: false,
         resample: ResampleQuality::High,
     };
     let (mut job, ready) = Job::open(spec).unwrap();

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use quaver_engine::batch::PacketBatch;
 use quaver_engine::codec::FrameEncoder;
-use quaver_engine::decode::{DecodePool, JobReport, JobSpec, MediaSource};
+use quaver_engine::decode::{DecodePool, Input, JobReport, JobSpec, MediaSource};
 use quaver_engine::message::{ControlToEngine, NewPlayer, PlayerKey};
 use quaver_engine::opus::{OpusDecoder, OpusEncoder};
 use quaver_engine::output::{NullOutput, PacketOutput};
@@ -78,14 +78,13 @@ fn frames(file: &str) -> Vec<(RecordKind, Vec<u8>)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let ext = file.rsplit('.').next().map(str::to_owned);
     let spec = JobSpec {
-        source: Box::new(move || {
+        input: Input::Open(Box::new(move || {
             Ok(Box::new(std::fs::File::open(path).unwrap()) as Box<dyn MediaSource>)
-        }),
+        })),
         extension: ext,
         start_ms: 0,
         epoch: 1,
         buffer_ms: 60_000,
-        dedicated: false,
         resample: quaver_engine::decode::pcm::ResampleQuality::High,
     };
     let _job = pool.submit(spec, Box::new(move |r| drop(tx.send(r))));

@@ -19,7 +19,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use quaver_engine::decode::guard::{self, Panic};
-use quaver_engine::decode::{probe, Job, JobReport, JobSpec, MediaSource, Pump};
+use quaver_engine::decode::{probe, Input, Job, JobReport, JobSpec, MediaSource, Pump};
 
 /// xorshift64*: small, seeded, the same everywhere.
 struct Rng(u64);
@@ -98,12 +98,13 @@ fn run(bytes: &[u8], extension: &str) -> Option<Panic> {
     }
     let owned = bytes.to_vec();
     let spec = JobSpec {
-        source: Box::new(move || Ok(Box::new(Cursor::new(owned)) as Box<dyn MediaSource>)),
+        input: Input::Open(Box::new(move || {
+            Ok(Box::new(Cursor::new(owned)) as Box<dyn MediaSource>)
+        })),
         extension: Some(extension.to_owned()),
         start_ms: 0,
         epoch: 0,
         buffer_ms: 400,
-        dedicated: false,
         resample: Default::default(),
     };
     guard::catch(|| {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use quaver_engine::decode::{
-    DecodePool, JobReport, JobSpec, MediaSource, FAILED_BEFORE_AUDIO, FAILED_MID_TRACK,
+    DecodePool, Input, JobReport, JobSpec, MediaSource, FAILED_BEFORE_AUDIO, FAILED_MID_TRACK,
 };
 use quaver_engine::ring::{RecordKind, PCM_FRAME_BYTES};
 
@@ -52,12 +52,11 @@ enum Outcome {
 fn spec(source: Box<dyn MediaSource>, ext: &str) -> JobSpec {
     let mut source = Some(source);
     JobSpec {
-        source: Box::new(move || Ok(source.take().unwrap())),
+        input: Input::Open(Box::new(move || Ok(source.take().unwrap()))),
         extension: Some(ext.into()),
         start_ms: 0,
         epoch: 1,
         buffer_ms: 400,
-        dedicated: false,
         resample: Default::default(),
     }
 }

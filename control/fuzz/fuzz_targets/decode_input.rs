@@ -2,8 +2,9 @@
 //! (`engine/tests/corrupt.rs`) so that it builds and runs without cargo-fuzz.
 //!
 //! Feeds bytes through what a network track goes through: the load-time probe, then a
-//! decode job on a thread of its own, over a source that cannot seek and has no known
-//! length (a stream). Any panic in symphonia must stay inside the decode guards: the
+//! decode job on the pool over a network stream buffer that cannot seek and has no
+//! known length, filled a kilobyte at a time (so opening and decoding starve and
+//! replay as they do over a slow network). Any panic in symphonia must stay inside the decode guards: the
 //! probe returns an error, the job reports a failure. A panic escaping them would kill
 //! the job's thread, which this notices as a report channel that closed early.
 
@@ -12,7 +13,8 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use quaver_engine::decode::{probe, DecodePool, JobReport, JobSpec, MediaSource};
+use quaver_engine::decode::stream::{self as net, StreamHead, StreamInput};
+use quaver_engine::decode::{probe, DecodePool, Input, JobReport, JobSpec, MediaSource};
 use quaver_engine::ring::{RecordKind, PCM_FRAME_BYTES};
 
 /// How long one input may take before it counts as a hang.
@@ -59,14 +61,17 @@ pub fn run(data: &[u8]) {
     // Guarded: a panic inside becomes an `Err`.
     let _ = probe::inspect(stream(data), extension);
     let (tx, rx) = mpsc::channel();
-    let owned = data.to_vec();
+    let head = StreamHead {
+        length: None,
+        seekable: false,
+    };
+    let (buffer, _feeder) = net::in_memory(data.to_vec(), head, 64 * 1024, 1024);
     let spec = JobSpec {
-        source: Box::new(move || Ok(Box::new(Stream(Cursor::new(owned))) as Box<dyn MediaSource>)),
+        input: Input::Stream(StreamInput::new(buffer)),
         extension: extension.map(str::to_owned),
         start_ms: 0,
         epoch: 0,
         buffer_ms: 400,
-        dedicated: true,
         resample: Default::default(),
     };
     let _job = pool().submit(spec, Box::new(move |r| drop(tx.send(r))));

@@ -4,7 +4,10 @@
 use std::collections::VecDeque;
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
+use symphonia::core::codecs::{
+    Decoder, DecoderOptions, CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3, CODEC_TYPE_NULL,
+    CODEC_TYPE_OPUS,
+};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
@@ -13,6 +16,7 @@ use symphonia::core::probe::Hint;
 use symphonia::core::units::Time;
 
 use super::pcm::{Framer, ResampleQuality};
+use super::stream::StreamInput;
 use crate::audio::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::codec::FrameDecoder;
 use crate::opus::OpusDecoder;
@@ -20,8 +24,14 @@ use crate::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BY
 
 /// Bytes budgeted per buffered passthrough frame (Opus at 128 kbps is ~320 B).
 const OPUS_RECORD_BUDGET: usize = 7 + 512;
-/// PCM frames are large; at most this much PCM is buffered ahead, whatever the config.
-const MAX_PCM_BUFFER_MS: u64 = 1_000;
+/// The frame ring covers decode scheduling only (a decode thread visits a job at
+/// least every [`REST`](super::REST) plus one pass over its other jobs); read-ahead
+/// against network stalls lives in the compressed bytes of a network stream. At most
+/// this much decoded audio is buffered, whatever `frameBufferDurationMs` says.
+const MAX_RING_MS: u64 = 1_000;
+/// Attempts of one open or seek (each replays from its start once the bytes it
+/// starved on arrived) before the track fails.
+const MAX_ATTEMPTS: u32 = 200;
 
 /// Code of the `Failed` record of a track that failed after some of its audio was
 /// written: it ends `finished`, as lavaplayer ends a track that broke mid-play.
@@ -70,13 +80,30 @@ pub enum JobCommand {
     Stop,
 }
 
-/// Opens a track's bytes; runs on the decode thread, so it may block (HTTP connect).
+/// Opens a local track's bytes; runs on the decode thread (a file read, not the network).
 pub type Opener = Box<dyn FnOnce() -> Result<Box<dyn MediaSource>, String> + Send>;
+
+/// Where a job's bytes come from.
+pub enum Input {
+    /// A file (or anything else whose reads do not wait on the network).
+    Open(Opener),
+    /// A network stream fetched elsewhere; reads never block (see [`super::stream`]).
+    Stream(StreamInput),
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Open(_) => f.write_str("Open"),
+            Input::Stream(s) => f.debug_tuple("Stream").field(s).finish(),
+        }
+    }
+}
 
 /// A track to decode.
 pub struct JobSpec {
-    /// Opens the bytes.
-    pub source: Opener,
+    /// The bytes.
+    pub input: Input,
     /// File extension or MIME-derived hint for the prober.
     pub extension: Option<String>,
     /// Where to start, in ms.
@@ -85,9 +112,6 @@ pub struct JobSpec {
     pub epoch: u32,
     /// `frameBufferDurationMs`: how far ahead to decode.
     pub buffer_ms: u64,
-    /// The source blocks on the network: give the job its own thread so a slow server
-    /// delays no other track.
-    pub dedicated: bool,
     /// `resamplingQuality` for sources not at 48 kHz.
     pub resample: ResampleQuality,
 }
@@ -106,11 +130,39 @@ enum Pending {
     Pcm([i16; FRAME_SAMPLES as usize * 2]),
 }
 
+/// Why a job could not open.
+#[derive(Debug)]
+pub enum OpenFailure {
+    /// The network has not delivered what the probe needs yet: try again with this
+    /// spec once the stream is ready.
+    Starved(JobSpec),
+    /// The source cannot be opened or recognised.
+    Failed(String),
+}
+
+/// A seek that waits for the network.
+#[derive(Debug, Clone, Copy)]
+enum Resume {
+    /// A seek to this track position, in ms.
+    Seek(u64),
+    /// Back to this timestamp after a read starved mid-packet (same epoch, no gap).
+    Resync(u64),
+}
+
 /// A decoding track.
 pub struct Job {
+    /// A network stream's shared bytes (the format reader reads them too).
+    stream: Option<StreamInput>,
+    /// A seek to replay once the stream has the bytes it needs.
+    pending: Option<Resume>,
+    attempts: u32,
+    /// Timestamp just after the last packet read (where a resync resumes).
+    next_ts: u64,
     format: Box<dyn FormatReader>,
     decoder: Option<Box<dyn Decoder>>,
     track_id: u32,
+    /// MPEG audio (MP3 and its kin), which seeks without an index.
+    mpeg_audio: bool,
     passthrough: bool,
     opus: Option<OpusDecoder>,
     framer: Framer,
@@ -153,14 +205,60 @@ pub enum Pump {
     Busy,
     /// The ring is full; nothing to do until the reader catches up.
     Full,
+    /// A network stream has not delivered enough bytes: the job is parked and its
+    /// waker runs once it has.
+    Starved,
     /// The job is over (end or failure record written, or reader gone).
     Finished,
 }
 
 impl Job {
     /// Probes the source and prepares decoding; the report carries the ring reader.
-    pub fn open(spec: JobSpec) -> Result<(Job, JobReport), String> {
-        let mss = MediaSourceStream::new((spec.source)()?, Default::default());
+    /// A network stream is probed only from the bytes already there: when the probe
+    /// needs more, the spec comes back to be tried again once they arrived (the bytes
+    /// it read stay cached, so each attempt gets further).
+    pub fn open(mut spec: JobSpec) -> Result<(Job, JobReport), OpenFailure> {
+        let placeholder: Opener = Box::new(|| Err(String::new()));
+        match std::mem::replace(&mut spec.input, Input::Open(placeholder)) {
+            Input::Open(opener) => {
+                let source = opener().map_err(OpenFailure::Failed)?;
+                let (mut job, ready) =
+                    Self::open_source(&spec, source).map_err(OpenFailure::Failed)?;
+                if spec.start_ms > 0 {
+                    job.seek(spec.start_ms, spec.epoch);
+                }
+                Ok((job, ready))
+            }
+            Input::Stream(stream) => {
+                let buffer = stream.buffer().clone();
+                buffer.begin_op();
+                let result = Self::open_source(&spec, Box::new(buffer.reader()));
+                if buffer.take_starved() {
+                    drop(result);
+                    spec.input = Input::Stream(stream);
+                    return Err(OpenFailure::Starved(spec));
+                }
+                let (mut job, ready) = result.map_err(|message| {
+                    OpenFailure::Failed(buffer.error().map_or(message, |e| {
+                        format!("I/O error while reading the track: {e}")
+                    }))
+                })?;
+                job.stream = Some(stream);
+                if spec.start_ms > 0 {
+                    job.seek(spec.start_ms, spec.epoch);
+                } else {
+                    buffer.end_op();
+                }
+                Ok((job, ready))
+            }
+        }
+    }
+
+    fn open_source(
+        spec: &JobSpec,
+        source: Box<dyn MediaSource>,
+    ) -> Result<(Job, JobReport), String> {
+        let mss = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = &spec.extension {
             hint.with_extension(ext);
@@ -195,15 +293,19 @@ impl Job {
             (Some(d), None)
         };
         let passthrough = is_opus;
-        let frames = (spec.buffer_ms / FRAME_MS as u64).max(10) as usize;
+        let frames = (spec.buffer_ms.min(MAX_RING_MS) / FRAME_MS as u64).max(10) as usize;
         let capacity = if passthrough {
             frames * OPUS_RECORD_BUDGET
         } else {
-            (spec.buffer_ms.min(MAX_PCM_BUFFER_MS) / FRAME_MS as u64).max(10) as usize
-                * (7 + PCM_FRAME_BYTES)
+            frames * (7 + PCM_FRAME_BYTES)
         };
         let (writer, reader) = frame_ring(capacity);
-        let mut job = Job {
+        let job = Job {
+            stream: None,
+            pending: None,
+            attempts: 0,
+            next_ts: 0,
+            mpeg_audio: [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&params.codec),
             format,
             decoder,
             track_id,
@@ -221,9 +323,6 @@ impl Job {
             wrote_audio: false,
             broken: None,
         };
-        if spec.start_ms > 0 {
-            job.seek(spec.start_ms, spec.epoch);
-        }
         Ok((
             job,
             JobReport::Ready {
@@ -282,22 +381,71 @@ impl Job {
         self.staged.clear();
         self.framer.reset();
         self.done = false;
-        let time = Time::new(position_ms / 1000, (position_ms % 1000) as f64 / 1000.0);
-        match self.format.seek(
-            SeekMode::Accurate,
-            SeekTo::Time {
-                time,
-                track_id: Some(self.track_id),
-            },
-        ) {
-            Ok(seeked) => {
-                self.skip_frames = seeked.required_ts.saturating_sub(seeked.actual_ts);
-            }
-            Err(_) => self.skip_frames = 0,
+        self.pending = Some(Resume::Seek(position_ms));
+        self.attempts = 0;
+        // A stream that lacks the bytes keeps the seek pending; the next pumps retry it.
+        let _ = self.resume();
+    }
+
+    /// Runs the pending seek; `false` when a network stream starved during it (the
+    /// seek stays pending and replays from its start once the bytes are there).
+    fn resume(&mut self) -> Result<(), Pump> {
+        let Some(resume) = self.pending else {
+            return Ok(());
+        };
+        if let Some(s) = &self.stream {
+            s.buffer().begin_op();
         }
+        // MP3 has no index: an accurate seek parses every frame from where the reader
+        // is, so one that starves halfway cannot be replayed from its start. Over the
+        // network it seeks by the stream's average bitrate instead (as lavaplayer
+        // does), which replays cleanly; a file seeks accurately.
+        let coarse = self.stream.is_some() && self.mpeg_audio;
+        let mode = if coarse {
+            SeekMode::Coarse
+        } else {
+            SeekMode::Accurate
+        };
+        let track_id = self.track_id;
+        let to = move || match resume {
+            Resume::Seek(ms) => SeekTo::Time {
+                time: Time::new(ms / 1000, (ms % 1000) as f64 / 1000.0),
+                track_id: Some(track_id),
+            },
+            Resume::Resync(ts) => SeekTo::TimeStamp { ts, track_id },
+        };
+        let mut result = self.format.seek(mode, to());
+        if coarse
+            && result.is_err()
+            && !self
+                .stream
+                .as_ref()
+                .is_some_and(|s| s.buffer().has_starved())
+        {
+            // No duration to estimate from: parse from the start after all.
+            result = self.format.seek(SeekMode::Accurate, to());
+        }
+        if let Some(s) = &self.stream {
+            if s.buffer().take_starved() {
+                self.attempts += 1;
+                if self.attempts < MAX_ATTEMPTS {
+                    return Err(Pump::Starved);
+                }
+                // Give up seeking: play on from wherever the reader is.
+            }
+        }
+        self.pending = None;
+        self.skip_frames = match result {
+            Ok(seeked) => seeked.required_ts.saturating_sub(seeked.actual_ts),
+            Err(_) => 0,
+        };
         if let Some(d) = &mut self.decoder {
             d.reset();
         }
+        if let Some(s) = &self.stream {
+            s.buffer().end_op();
+        }
+        Ok(())
     }
 
     /// Decodes until the ring is full or `budget` frames were staged; writes what fits.
@@ -318,6 +466,15 @@ impl Job {
                 self.refilling = false;
                 Pump::Full
             };
+        }
+        if let Some(s) = &self.stream {
+            // Decode only with a margin of bytes cached ahead, so no packet is cut short.
+            if !s.buffer().poll_ready() {
+                return Pump::Starved;
+            }
+            if let Err(pump) = self.resume() {
+                return pump;
+            }
         }
         let pump = self.fill(budget, report);
         if pump == Pump::Full {
@@ -356,6 +513,21 @@ impl Job {
             }
             match self.next_frames() {
                 Ok(n) => produced += n.max(1),
+                Err(_) if self.starved() => {
+                    // The margin was not enough (an unusually large packet). A seekable
+                    // stream resyncs to where the last packet ended; a live one reads
+                    // on from where it is once bytes arrive (its demuxer finds the
+                    // next packet boundary).
+                    if self
+                        .stream
+                        .as_ref()
+                        .is_some_and(|s| s.buffer().head().is_some_and(|h| h.seekable))
+                    {
+                        self.pending = Some(Resume::Resync(self.next_ts));
+                        self.attempts = 0;
+                    }
+                    return Pump::Starved;
+                }
                 Err(message) => {
                     let code = self.failure_code();
                     report(JobReport::Failed { code, message });
@@ -371,6 +543,12 @@ impl Job {
                 }
             }
         }
+    }
+
+    fn starved(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|s| s.buffer().take_starved())
     }
 
     /// Writes the `Failed` record for `code`; `false` while the ring has no room.
@@ -401,6 +579,7 @@ impl Job {
         if packet.track_id() != self.track_id {
             return Ok(0);
         }
+        self.next_ts = packet.ts() + packet.dur();
         if let Some(opus) = &mut self.opus {
             let data = packet.buf();
             if data.is_empty() {

@@ -2,8 +2,13 @@
 //! sources into frame-ring records ahead of playback.
 //!
 //! Each thread round-robins over its jobs, decoding a few frames for each whose ring
-//! has room, and sleeps briefly when every ring is full. A job's blocking reads
-//! (a slow HTTP server) delay only the other jobs of its thread, never a tick.
+//! has room, and waits for a wake-up (or a few ms) when every ring is full. The number
+//! of threads is fixed at startup, whatever the number of players.
+//!
+//! No job ever waits for the network on a pool thread. A network track's bytes are
+//! fetched by async tasks elsewhere into its [`stream::StreamBuffer`]; a job whose
+//! buffer lacks the bytes it needs is *parked* (not visited) and woken by the
+//! fetcher when they arrive, so a stalled server delays only its own track.
 //!
 //! A job whose ring is full rests: it is not visited again for [`REST`] (its ring holds
 //! seconds of audio, and it refills only once a quarter of the ring is free), unless a
@@ -21,6 +26,7 @@ pub mod guard;
 mod job;
 pub mod pcm;
 pub mod probe;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,7 +35,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use job::{
-    Job, JobCommand, JobReport, JobSpec, Opener, Pump, FAILED_BEFORE_AUDIO, FAILED_MID_TRACK,
+    Input, Job, JobCommand, JobReport, JobSpec, OpenFailure, Opener, Pump, FAILED_BEFORE_AUDIO,
+    FAILED_MID_TRACK,
 };
 /// A byte source the decoder can read and (when seekable) seek.
 pub use symphonia::core::io::MediaSource;
@@ -42,6 +49,9 @@ const IDLE_SLEEP: Duration = Duration::from_millis(5);
 /// holds at least a few seconds and refills when a quarter is free, so even the
 /// largest Opus packets leave half a second before the refill is due.
 const REST: Duration = Duration::from_millis(100);
+/// A parked job (waiting for network bytes) is woken by its stream; this is only a
+/// backstop look at it.
+const PARK: Duration = Duration::from_secs(1);
 
 /// A decode thread's inputs: new jobs (only the pool holds this sender, so the thread
 /// sees it disconnect when the pool stops), and the ids of jobs that were just sent a
@@ -133,43 +143,33 @@ impl DecodePool {
     }
 
     /// Submits a job; `report` receives `Ready`/`LoadFailed`/`Failed` on the decode thread.
-    /// A job whose spec is `dedicated` (its source blocks on the network) gets a thread
-    /// of its own, which ends with the job: a stalled server then delays only its own
-    /// track, never the files sharing a pool thread.
+    /// A network stream's fetcher wakes the job through its lane when bytes arrive.
     pub fn submit(&self, spec: JobSpec, report: ReportFn) -> JobHandle {
         let (tx, rx) = mpsc::channel();
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let dedicated = spec.dedicated;
+        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let attention = self.lanes[lane].attention.clone();
+        if let Input::Stream(stream) = &spec.input {
+            let wake = attention.clone();
+            stream.buffer().set_job_waker(std::sync::Arc::new(move || {
+                let _ = wake.send(id);
+            }));
+        }
         let job = NewJob {
             id,
             spec,
             commands: rx,
             report,
         };
-        let handle = |attention| JobHandle {
+        if let Err(mpsc::SendError(job)) = self.lanes[lane].jobs.send(job) {
+            let mut report = job.report;
+            report(JobReport::LoadFailed("the decoder pool has stopped".into()));
+        }
+        JobHandle {
             id,
             commands: tx,
             attention,
-        };
-        if dedicated {
-            let (jobs, incoming) = mpsc::channel();
-            let (attention, woken) = mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name(format!("quaver-stream-{id}"))
-                .spawn(move || run(incoming, woken));
-            // Without a thread of its own (out of threads), the job shares a pool
-            // thread like a file would.
-            if spawned.is_ok() {
-                // The thread ends once this sender is gone and the job has ended.
-                let _ = jobs.send(job);
-                return handle(attention);
-            }
         }
-        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        if let Err(mpsc::SendError(mut job)) = self.lanes[lane].jobs.send(job) {
-            (job.report)(JobReport::LoadFailed("the decoder pool has stopped".into()));
-        }
-        handle(self.lanes[lane].attention.clone())
     }
 }
 
@@ -182,9 +182,16 @@ impl Drop for DecodePool {
     }
 }
 
+/// A job's life on its thread: waiting to open (a network stream whose probe needs
+/// bytes not there yet), then decoding.
+enum Stage {
+    Opening(Option<JobSpec>),
+    Playing(Job),
+}
+
 struct Running {
     id: u64,
-    job: Job,
+    stage: Stage,
     commands: Receiver<JobCommand>,
     report: ReportFn,
 }
@@ -230,6 +237,8 @@ impl Jobs {
 enum Visit {
     Busy,
     Rest,
+    /// Waiting for network bytes: not visited until its stream wakes it.
+    Park,
     End,
 }
 
@@ -242,12 +251,19 @@ fn visit(r: &mut Running) -> Visit {
         Ok(visit) => visit,
         Err(panic) => {
             tracing::warn!(job = r.id, panic = %panic, "a decode job panicked; its track fails");
-            let code = r.job.break_down();
-            (r.report)(JobReport::Failed {
-                code,
-                message: format!("the decoder panicked: {panic}"),
-            });
-            Visit::Busy
+            let message = format!("the decoder panicked: {panic}");
+            match &mut r.stage {
+                Stage::Playing(job) => {
+                    let code = job.break_down();
+                    (r.report)(JobReport::Failed { code, message });
+                    Visit::Busy
+                }
+                // Nothing of the half-opened job is left (dropped while unwinding).
+                Stage::Opening(_) => {
+                    (r.report)(JobReport::Panicked(message));
+                    Visit::End
+                }
+            }
         }
     }
 }
@@ -256,7 +272,18 @@ fn visit_unguarded(r: &mut Running) -> Visit {
     loop {
         match r.commands.try_recv() {
             Ok(cmd) => {
-                if !r.job.command(cmd) {
+                let go_on = match &mut r.stage {
+                    Stage::Playing(job) => job.command(cmd),
+                    Stage::Opening(spec) => match (cmd, spec) {
+                        (JobCommand::Seek { position_ms, epoch }, Some(spec)) => {
+                            spec.start_ms = position_ms;
+                            spec.epoch = epoch;
+                            true
+                        }
+                        _ => false,
+                    },
+                };
+                if !go_on {
                     return Visit::End;
                 }
             }
@@ -264,9 +291,39 @@ fn visit_unguarded(r: &mut Running) -> Visit {
             Err(TryRecvError::Disconnected) => return Visit::End,
         }
     }
-    match r.job.pump(FRAMES_PER_TURN, &mut *r.report) {
+    let job = match &mut r.stage {
+        Stage::Playing(job) => job,
+        Stage::Opening(spec) => {
+            let Some(spec) = spec.take() else {
+                return Visit::End;
+            };
+            if let Input::Stream(stream) = &spec.input {
+                if !stream.buffer().poll_ready() {
+                    r.stage = Stage::Opening(Some(spec));
+                    return Visit::Park;
+                }
+            }
+            match Job::open(spec) {
+                Ok((job, ready)) => {
+                    (r.report)(ready);
+                    r.stage = Stage::Playing(job);
+                    return Visit::Busy;
+                }
+                Err(OpenFailure::Starved(spec)) => {
+                    r.stage = Stage::Opening(Some(spec));
+                    return Visit::Park;
+                }
+                Err(OpenFailure::Failed(message)) => {
+                    (r.report)(JobReport::LoadFailed(message));
+                    return Visit::End;
+                }
+            }
+        }
+    };
+    match job.pump(FRAMES_PER_TURN, &mut *r.report) {
         Pump::Busy => Visit::Busy,
         Pump::Full => Visit::Rest,
+        Pump::Starved => Visit::Park,
         Pump::Finished => Visit::End,
     }
 }
@@ -276,11 +333,15 @@ fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>) {
     loop {
         loop {
             match incoming.try_recv() {
-                Ok(new) => {
-                    if let Some(r) = open(new) {
-                        jobs.push(r, Instant::now());
-                    }
-                }
+                Ok(new) => jobs.push(
+                    Running {
+                        id: new.id,
+                        stage: Stage::Opening(Some(new.spec)),
+                        commands: new.commands,
+                        report: new.report,
+                    },
+                    Instant::now(),
+                ),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) if jobs.jobs.is_empty() => return,
                 Err(TryRecvError::Disconnected) => break,
@@ -306,47 +367,18 @@ fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>) {
                     jobs.due[i] = now + REST;
                     i += 1;
                 }
+                Visit::Park => {
+                    jobs.due[i] = now + PARK;
+                    i += 1;
+                }
                 Visit::End => jobs.remove(i),
             }
         }
         if !busy {
-            std::thread::sleep(IDLE_SLEEP);
-        }
-    }
-}
-
-fn open(new: NewJob) -> Option<Running> {
-    let NewJob {
-        id,
-        spec,
-        commands,
-        mut report,
-    } = new;
-    // Unwind safety: after a panic nothing of the half-opened job is left to use (its
-    // parts were dropped while unwinding), and the closure holds nothing else.
-    let opened = match guard::catch(|| Job::open(spec)) {
-        Ok(opened) => opened,
-        Err(panic) => {
-            tracing::warn!(job = id, panic = %panic, "a decode job panicked while opening");
-            report(JobReport::Panicked(format!(
-                "the decoder panicked: {panic}"
-            )));
-            return None;
-        }
-    };
-    match opened {
-        Ok((job, ready)) => {
-            report(ready);
-            Some(Running {
-                id,
-                job,
-                commands,
-                report,
-            })
-        }
-        Err(message) => {
-            report(JobReport::LoadFailed(message));
-            None
+            // Sleep until a job is woken (a command, or network bytes) or briefly.
+            if let Ok(id) = attention.recv_timeout(IDLE_SLEEP) {
+                jobs.wake(id, Instant::now());
+            }
         }
     }
 }
@@ -387,7 +419,7 @@ mod tests {
         let (job, _) = Job::open(spec(wav())).expect("the test file opens");
         Running {
             id,
-            job,
+            stage: Stage::Playing(job),
             commands: rx,
             report: Box::new(|_| {}),
         }
@@ -395,43 +427,92 @@ mod tests {
 
     fn spec(bytes: Vec<u8>) -> JobSpec {
         JobSpec {
-            source: Box::new(move || {
+            input: Input::Open(Box::new(move || {
                 Ok(Box::new(std::io::Cursor::new(bytes)) as Box<dyn MediaSource>)
-            }),
+            })),
             extension: Some("wav".into()),
             start_ms: 0,
             epoch: 0,
             buffer_ms: 1000,
-            dedicated: false,
             resample: pcm::ResampleQuality::default(),
         }
     }
 
-    #[test]
-    fn a_stalled_network_source_does_not_hold_up_a_file() {
-        let pool = DecodePool::start(1).unwrap();
-        // A network source whose opening never returns while the test runs.
-        let (release, stalled) = mpsc::channel::<()>();
-        let mut network = spec(wav());
-        network.dedicated = true;
-        network.source = Box::new(move || {
-            let _ = stalled.recv();
-            Err("released".into())
+    /// A network stream whose fetcher is the test: it has connected with `len` bytes.
+    fn connected_stream(len: usize) -> std::sync::Arc<stream::StreamBuffer> {
+        let buffer = std::sync::Arc::new(stream::StreamBuffer::new(
+            1 << 20,
+            std::sync::Arc::new(|| {}),
+        ));
+        buffer.connected(stream::StreamHead {
+            length: Some(len as u64),
+            seekable: true,
         });
-        let _stalled = pool.submit(network, Box::new(|_| {}));
-        let (ready_tx, ready) = mpsc::channel();
-        let _file = pool.submit(
-            spec(wav()),
+        buffer
+    }
+
+    fn stream_spec(buffer: &std::sync::Arc<stream::StreamBuffer>) -> JobSpec {
+        JobSpec {
+            input: Input::Stream(stream::StreamInput::new(buffer.clone())),
+            ..spec(Vec::new())
+        }
+    }
+
+    #[test]
+    fn a_stalled_network_stream_parks_without_holding_its_thread() {
+        let pool = DecodePool::start(1).unwrap();
+        // Two network streams on the one thread: the first server stalls after 44
+        // bytes, the second delivers its whole file.
+        let file = wav_of(48_000);
+        let stalled = connected_stream(file.len());
+        stalled.store(0, &file[..44]);
+        let (stalled_tx, stalled_reports) = mpsc::channel();
+        let _stalled = pool.submit(
+            stream_spec(&stalled),
             Box::new(move |r| {
-                let _ = ready_tx.send(matches!(r, JobReport::Ready { .. }));
+                let _ = stalled_tx.send(matches!(r, JobReport::Ready { .. }));
             }),
         );
-        assert_eq!(
-            ready.recv_timeout(Duration::from_secs(10)),
-            Ok(true),
-            "the file opened on the pool thread while the network source stalled"
+        let flowing = connected_stream(file.len());
+        let (ready_tx, ready) = mpsc::channel();
+        let _flowing = pool.submit(
+            stream_spec(&flowing),
+            Box::new(move |r| {
+                if let JobReport::Ready { frames, .. } = r {
+                    let _ = ready_tx.send(frames);
+                }
+            }),
         );
-        drop(release);
+        flowing.store(0, &file);
+        let mut frames = ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the flowing stream opened while the other stalled");
+        // It decodes to its end record: the thread is not held by the stalled job.
+        let mut buf = vec![0u8; crate::ring::PCM_FRAME_BYTES];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut audio = 0;
+        loop {
+            match frames.read(&mut buf) {
+                Some(r) if r.kind == crate::ring::RecordKind::End => break,
+                Some(_) => audio += 1,
+                None => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "decoding stopped after {audio} frames"
+                    );
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+        assert_eq!(audio, 50, "1 s of audio");
+        assert!(stalled_reports.try_recv().is_err(), "the stalled job waits");
+        // Its bytes arrive: the parked job is woken and opens.
+        stalled.store(44, &file[44..]);
+        assert_eq!(
+            stalled_reports.recv_timeout(Duration::from_secs(10)),
+            Ok(true),
+            "woken when its bytes arrived"
+        );
     }
 
     #[test]
