@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use quaver_control::config::EdgeLimits;
 use quaver_control::loader::{SourceManager, TrackLoader};
 use quaver_control::media::{Media, MediaSettings, VoiceConnector};
+use quaver_control::sources::fetch::{Fetcher, IoThreads};
 use quaver_control::sources::http::{HttpSource, HttpTimeouts};
 use quaver_control::sources::local::LocalSource;
 use quaver_control::voice::connection::{DiscordVoice, TransportFactory, TransportParams};
@@ -94,6 +95,10 @@ pub fn discord_voice(
         speaking: SpeakingWatch::default(),
     }
 }
+
+/// Threads that fetch network tracks (async: one serves thousands of streams; see
+/// `control/src/sources/fetch.rs`).
+const IO_THREADS: usize = 1;
 
 /// The audio setup the configuration describes.
 pub fn audio_setup(config: &Config) -> AudioSetup {
@@ -270,7 +275,11 @@ impl Running {
         }
         // Lavalink registers the HTTP source last: it claims any URL.
         if let Some(timeouts) = audio.http {
-            sources.push(Box::new(HttpSource::new(timeouts)));
+            let io = IoThreads::start(IO_THREADS)?;
+            sources.push(Box::new(HttpSource::new(
+                timeouts,
+                Fetcher::new(io, timeouts),
+            )));
         }
         let loader = Arc::new(TrackLoader::new(sources));
         let engine = Arc::new(Engine::start(&audio.engine, Arc::new(SystemClock))?);

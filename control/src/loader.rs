@@ -3,7 +3,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use quaver_engine::decode::stream::{Readahead, StreamBuffer};
 use quaver_engine::decode::Opener;
 
 use crate::audio_track::AudioTrack;
@@ -72,28 +74,44 @@ pub trait SourceManager: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Resolves `identifier`, or `None` when it is not this source's kind.
     fn load<'a>(&'a self, identifier: &'a str) -> BoxFuture<'a, Option<LoadOutcome>>;
-    /// Opens a track of this source for decoding (called on the control plane; the
-    /// returned opener runs on a decode thread and may block).
+    /// Opens a track of this source for decoding (called on the control plane; a
+    /// file opener runs on a decode thread, a network stream on the I/O threads).
     fn opener(&self, _track: &TrackBlob) -> Option<SourceOpen> {
         None
     }
 }
 
+/// Where a track's bytes come from.
+pub enum SourceInput {
+    /// A file, opened and read on a decode thread.
+    File(Opener),
+    /// A network stream: starts fetching into a buffer that reads ahead this much
+    /// audio (on the I/O threads; the decode job never waits on it).
+    Network(Box<dyn FnOnce(Readahead) -> Arc<StreamBuffer> + Send>),
+}
+
+impl std::fmt::Debug for SourceInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SourceInput::File(_) => "File",
+            SourceInput::Network(_) => "Network",
+        })
+    }
+}
+
 /// How to read a track's bytes.
 pub struct SourceOpen {
-    /// Opens the bytes (on a decode thread).
-    pub opener: Opener,
+    /// The bytes.
+    pub input: SourceInput,
     /// A file extension that steers the container prober.
     pub extension: Option<String>,
-    /// Reading blocks on the network (the job gets its own thread).
-    pub network: bool,
 }
 
 impl std::fmt::Debug for SourceOpen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceOpen")
+            .field("input", &self.input)
             .field("extension", &self.extension)
-            .field("network", &self.network)
             .finish()
     }
 }

@@ -167,7 +167,10 @@ impl TestNode {
             addr,
             captures,
             base,
-            http: reqwest::Client::new(),
+            http: {
+                quaver_control::sources::fetch::install_crypto_provider();
+                reqwest::Client::new()
+            },
         }
     }
 
@@ -198,8 +201,16 @@ impl TestNode {
             addr,
             captures: Arc::default(),
             base,
-            http: reqwest::Client::new(),
+            http: {
+                quaver_control::sources::fetch::install_crypto_provider();
+                reqwest::Client::new()
+            },
         }
+    }
+
+    /// The binary's process id (`None` for an in-process node).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid)
     }
 
     /// What the binary logged so far (empty for an in-process node).
@@ -411,6 +422,27 @@ pub fn local_track(
         source_name: "local".into(),
         source_data: SourceData::Probe(probe.into()),
         position_ms,
+    })
+    .unwrap()
+}
+
+/// An encoded HTTP-source track for `url`, as a load of it would give (`probe` is
+/// lavaplayer's container name: `mp3`, `ogg`, `flac`, …).
+pub fn http_track(url: &str, probe: &str, length_ms: i64) -> String {
+    use quaver_control::track::codec::{encode_base64, SourceData, TrackBlob};
+    encode_base64(&TrackBlob {
+        version: 3,
+        title: "Unknown title".into(),
+        author: "Unknown artist".into(),
+        length_ms,
+        identifier: url.into(),
+        is_stream: false,
+        uri: Some(url.into()),
+        artwork_url: None,
+        isrc: None,
+        source_name: "http".into(),
+        source_data: SourceData::Probe(probe.into()),
+        position_ms: 0,
     })
     .unwrap()
 }

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use quaver_engine::decode::pcm::ResampleQuality;
-use quaver_engine::decode::{DecodePool, JobHandle, JobReport, JobSpec, FAILED_BEFORE_AUDIO};
+use quaver_engine::decode::stream::{Readahead, StreamInput};
+use quaver_engine::decode::{
+    DecodePool, Input, JobHandle, JobReport, JobSpec, FAILED_BEFORE_AUDIO,
+};
 use quaver_engine::message::{ControlToEngine, EngineToControl, NewPlayer, TrackEnd};
 use quaver_engine::opus::{OpusDecoder, OpusEncoder};
 use quaver_engine::shared::PlayerShared;
@@ -26,7 +29,7 @@ use route::{Route, RouteKey};
 
 use crate::audio_track::AudioTrack;
 use crate::ids::GuildId;
-use crate::loader::TrackLoader;
+use crate::loader::{SourceInput, TrackLoader};
 use crate::player::{AudioFactory, PlayerAudio};
 use crate::protocol::filters::Filters;
 use crate::protocol::player::VoiceState;
@@ -41,7 +44,8 @@ const EVENT_POLL: Duration = Duration::from_millis(10);
 pub struct MediaSettings {
     /// `opusEncodingQuality` (encoder complexity 0–10).
     pub opus_quality: u8,
-    /// `frameBufferDurationMs`: how far ahead decoders run.
+    /// `frameBufferDurationMs`: how much audio a network track reads ahead (as
+    /// compressed bytes); the decoded frame ring holds at most a second of it.
     pub buffer_ms: u64,
     /// `trackStuckThresholdMs`.
     pub stuck_threshold_ms: u64,
@@ -390,13 +394,24 @@ impl PlayerAudio for EngineAudio {
             return;
         };
         let tx = self.media.events_tx.clone();
+        let input = match open.input {
+            SourceInput::File(opener) => Input::Open(opener),
+            SourceInput::Network(start) => {
+                let blob = track.blob();
+                let readahead = Readahead {
+                    ms: self.media.settings.buffer_ms,
+                    track_ms: (!blob.is_stream && blob.length_ms > 0)
+                        .then_some(blob.length_ms as u64),
+                };
+                Input::Stream(StreamInput::new(start(readahead)))
+            }
+        };
         let spec = JobSpec {
-            source: open.opener,
+            input,
             extension: open.extension,
             start_ms,
             epoch,
             buffer_ms: self.media.settings.buffer_ms,
-            dedicated: open.network,
             resample: self.media.settings.resample,
         };
         let report = Box::new(move |report| {

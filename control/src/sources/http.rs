@@ -4,14 +4,15 @@
 use std::io::Read;
 use std::time::Duration;
 
-use quaver_engine::decode::{probe, MediaSource, Opener};
+use quaver_engine::decode::probe;
 use ureq::Agent;
 
 use super::extension_for_probe;
+use super::fetch::Fetcher;
 use super::http_stream::{Head, HttpStream, OpenError};
 use super::playlist;
 use crate::audio_track::AudioTrack;
-use crate::loader::{BoxFuture, LoadFailure, LoadOutcome, SourceManager, SourceOpen};
+use crate::loader::{BoxFuture, LoadFailure, LoadOutcome, SourceInput, SourceManager, SourceOpen};
 use crate::protocol::track::Severity;
 use crate::track::codec::{SourceData, TrackBlob};
 
@@ -21,7 +22,7 @@ const MAX_PLAYLIST_ENTRIES: usize = 100;
 const MAX_PLAYLIST_BYTES: u64 = 1 << 20;
 
 /// Timeouts of the HTTP source (`lavalink.server.timeouts.*`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpTimeouts {
     /// Connecting.
     pub connect: Duration,
@@ -29,15 +30,17 @@ pub struct HttpTimeouts {
     pub socket: Duration,
 }
 
-/// Tracks from URLs.
+/// Tracks from URLs: loaded (probed for their metadata) with blocking reads on the
+/// runtime's bounded blocking pool, played through the async [`Fetcher`].
 #[derive(Debug, Clone)]
 pub struct HttpSource {
     agent: Agent,
+    fetcher: Fetcher,
 }
 
 impl HttpSource {
-    /// A source with these timeouts.
-    pub fn new(timeouts: HttpTimeouts) -> Self {
+    /// A source with these timeouts, playing through `fetcher`.
+    pub fn new(timeouts: HttpTimeouts, fetcher: Fetcher) -> Self {
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(timeouts.connect))
@@ -46,7 +49,7 @@ impl HttpSource {
             .user_agent(concat!("Quaver/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        HttpSource { agent }
+        HttpSource { agent, fetcher }
     }
 
     /// The URL an identifier names, if it is one of ours (`icy://` means `http://`).
@@ -268,16 +271,10 @@ impl SourceManager for HttpSource {
             SourceData::Probe(p) => extension_for_probe(p),
             SourceData::None => None,
         };
-        let agent = self.agent.clone();
-        let opener: Opener = Box::new(move || {
-            HttpStream::open(&agent, &url, false)
-                .map(|s| Box::new(s) as Box<dyn MediaSource>)
-                .map_err(|e| e.message)
-        });
+        let fetcher = self.fetcher.clone();
         Some(SourceOpen {
-            opener,
+            input: SourceInput::Network(Box::new(move |readahead| fetcher.stream(url, readahead))),
             extension,
-            network: true,
         })
     }
 }

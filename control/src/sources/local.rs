@@ -8,7 +8,7 @@ use quaver_engine::decode::{probe, MediaSource, Opener};
 
 use super::extension_for_probe;
 use crate::audio_track::AudioTrack;
-use crate::loader::{BoxFuture, LoadFailure, LoadOutcome, SourceManager, SourceOpen};
+use crate::loader::{BoxFuture, LoadFailure, LoadOutcome, SourceInput, SourceManager, SourceOpen};
 use crate::protocol::track::Severity;
 use crate::track::codec::{SourceData, TrackBlob};
 
@@ -116,9 +116,8 @@ impl SourceManager for LocalSource {
             None => Err("The file does not exist".into()),
         });
         Some(SourceOpen {
-            opener,
+            input: SourceInput::File(opener),
             extension,
-            network: false,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Source managers: where tracks come from.
 
+pub mod fetch;
 pub mod http;
 pub mod http_stream;
 pub mod local;

@@ -13,10 +13,10 @@ use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
-use symphonia::core::units::Time;
+use symphonia::core::units::{Time, TimeBase};
 
 use super::pcm::{Framer, ResampleQuality};
-use super::stream::StreamInput;
+use super::stream::{StreamInput, LOW_WATER, OPEN_MARGIN};
 use crate::audio::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::codec::FrameDecoder;
 use crate::opus::OpusDecoder;
@@ -158,6 +158,13 @@ pub struct Job {
     attempts: u32,
     /// Timestamp just after the last packet read (where a resync resumes).
     next_ts: u64,
+    /// A short forward seek on a network stream: packets before this timestamp are
+    /// dropped undecoded (read through), as lavaplayer reads through short skips,
+    /// instead of a demuxer seek that may probe far parts of the file (Ogg bisects).
+    skip_to: Option<u64>,
+    time_base: Option<TimeBase>,
+    /// Sample rate the skip's remainder is counted in (the framer's input rate).
+    skip_rate: u32,
     format: Box<dyn FormatReader>,
     decoder: Option<Box<dyn Decoder>>,
     track_id: u32,
@@ -305,6 +312,9 @@ impl Job {
             pending: None,
             attempts: 0,
             next_ts: 0,
+            skip_to: None,
+            time_base: params.time_base,
+            skip_rate: if is_opus { SAMPLE_RATE } else { rate },
             mpeg_audio: [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&params.codec),
             format,
             decoder,
@@ -381,10 +391,35 @@ impl Job {
         self.staged.clear();
         self.framer.reset();
         self.done = false;
-        self.pending = Some(Resume::Seek(position_ms));
+        self.skip_to = None;
         self.attempts = 0;
+        if let Some(ts) = self.read_through_to(position_ms) {
+            self.skip_to = Some(ts);
+            self.pending = None;
+            return;
+        }
+        self.pending = Some(Resume::Seek(position_ms));
         // A stream that lacks the bytes keeps the seek pending; the next pumps retry it.
         let _ = self.resume();
+    }
+
+    /// The timestamp of `position_ms` when a network stream can reach it by reading
+    /// on: forward of the last packet, and within what is cached ahead plus a short
+    /// skip ([`SKIP_THROUGH`](super::stream::SKIP_THROUGH)).
+    fn read_through_to(&self, position_ms: u64) -> Option<u64> {
+        let stream = self.stream.as_ref()?;
+        if self.pending.is_some() || self.broken.is_some() {
+            return None;
+        }
+        let tb = self.time_base?;
+        let now = tb.calc_time(self.next_ts);
+        let now_ms = now.seconds * 1000 + (now.frac * 1000.0) as u64;
+        let target = tb.calc_timestamp(Time::new(
+            position_ms / 1000,
+            (position_ms % 1000) as f64 / 1000.0,
+        ));
+        let ahead_ms = position_ms.checked_sub(now_ms)?;
+        (target > self.next_ts && ahead_ms <= stream.buffer().read_through_ms()?).then_some(target)
     }
 
     /// Runs the pending seek; `false` when a network stream starved during it (the
@@ -469,7 +504,12 @@ impl Job {
         }
         if let Some(s) = &self.stream {
             // Decode only with a margin of bytes cached ahead, so no packet is cut short.
-            if !s.buffer().poll_ready() {
+            let margin = if self.pending.is_some() {
+                OPEN_MARGIN
+            } else {
+                LOW_WATER
+            };
+            if !s.buffer().poll_ready(margin) {
                 return Pump::Starved;
             }
             if let Err(pump) = self.resume() {
@@ -580,6 +620,24 @@ impl Job {
             return Ok(0);
         }
         self.next_ts = packet.ts() + packet.dur();
+        if let Some(to) = self.skip_to {
+            if self.next_ts <= to {
+                return Ok(0);
+            }
+            // The packet holding the target: decode from here, dropping the samples
+            // before the target, as after a demuxer seek.
+            self.skip_to = None;
+            self.skip_frames = match self.time_base {
+                Some(tb) => {
+                    let t = tb.calc_time(to.saturating_sub(packet.ts()));
+                    ((t.seconds as f64 + t.frac) * f64::from(self.skip_rate)).round() as u64
+                }
+                None => 0,
+            };
+            if let Some(d) = &mut self.decoder {
+                d.reset();
+            }
+        }
         if let Some(opus) = &mut self.opus {
             let data = packet.buf();
             if data.is_empty() {

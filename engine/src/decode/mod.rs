@@ -49,9 +49,9 @@ const IDLE_SLEEP: Duration = Duration::from_millis(5);
 /// holds at least a few seconds and refills when a quarter is free, so even the
 /// largest Opus packets leave half a second before the refill is due.
 const REST: Duration = Duration::from_millis(100);
-/// A parked job (waiting for network bytes) is woken by its stream; this is only a
-/// backstop look at it.
-const PARK: Duration = Duration::from_secs(1);
+/// A parked job (waiting for network bytes) is woken by its stream when they arrive;
+/// this look at it notices a stalled server (see [`stream::STALL_GRACE`]).
+const PARK: Duration = Duration::from_millis(250);
 
 /// A decode thread's inputs: new jobs (only the pool holds this sender, so the thread
 /// sees it disconnect when the pool stops), and the ids of jobs that were just sent a
@@ -298,7 +298,7 @@ fn visit_unguarded(r: &mut Running) -> Visit {
                 return Visit::End;
             };
             if let Input::Stream(stream) = &spec.input {
-                if !stream.buffer().poll_ready() {
+                if !stream.buffer().poll_ready(stream::OPEN_MARGIN) {
                     r.stage = Stage::Opening(Some(spec));
                     return Visit::Park;
                 }
@@ -465,6 +465,8 @@ mod tests {
         // bytes, the second delivers its whole file.
         let file = wav_of(48_000);
         let stalled = connected_stream(file.len());
+        // What counts is that it waits, not when it would give up waiting.
+        stalled.set_stall_grace(Duration::MAX);
         stalled.store(0, &file[..44]);
         let (stalled_tx, stalled_reports) = mpsc::channel();
         let _stalled = pool.submit(

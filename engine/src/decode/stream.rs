@@ -41,11 +41,48 @@ pub const SKIP_THROUGH: u64 = 512 * 1024;
 /// Bytes cached ahead of the reader before a decode visit starts (or all that is
 /// left of the file): a visit decodes a few frames, far less than this.
 pub const LOW_WATER: usize = 32 * 1024;
+/// Bytes cached before an open (or seek) is tried: replaying one is cheap, so it is
+/// tried as soon as a little has arrived.
+pub const OPEN_MARGIN: usize = 4 * 1024;
+/// When the server has sent nothing for this long, the job uses the bytes it has
+/// even below the margin (the last packet may then be cut and is resynced): a
+/// stalled server still gets its first seconds played, and then its
+/// `TrackStuckEvent`.
+pub const STALL_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 /// Blocks kept while an open or seek replays (a few regions of the file: the head,
 /// an index at the end, the steps of a bisection).
 pub const OP_BLOCKS: usize = 64;
 /// Smallest read-ahead, in bytes.
 pub const MIN_READAHEAD: usize = 4 * BLOCK;
+
+/// Largest read-ahead, in bytes.
+pub const MAX_READAHEAD: usize = 4 << 20;
+/// Bitrate assumed for the read-ahead of a stream whose bitrate cannot be worked out
+/// (a live stream, or no length): 320 kb/s.
+const FALLBACK_BYTES_PER_MS: u64 = 40;
+
+/// How much to read ahead, in audio time: turned into bytes from the track's average
+/// bitrate once the server states the body's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readahead {
+    /// Audio to hold ahead of the reader (`frameBufferDurationMs`).
+    pub ms: u64,
+    /// The track's duration, when known (not for live streams).
+    pub track_ms: Option<u64>,
+}
+
+impl Readahead {
+    /// The read-ahead in bytes for a body of `length` bytes.
+    pub fn bytes(&self, length: Option<u64>) -> usize {
+        let bytes = match (length, self.track_ms) {
+            (Some(len), Some(track)) if track > 0 => {
+                (u128::from(len) * u128::from(self.ms) / u128::from(track)) as u64
+            }
+            _ => self.ms.saturating_mul(FALLBACK_BYTES_PER_MS),
+        };
+        (bytes.min(MAX_READAHEAD as u64) as usize).max(MIN_READAHEAD)
+    }
+}
 
 /// A callback that wakes someone (the fetcher, or the decode job's thread).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -98,8 +135,18 @@ struct Inner {
     closed: bool,
     /// The job waits for [`StreamBuffer::poll_ready`] to become true.
     parked: bool,
+    /// The margin the parked job waits for.
+    margin: usize,
+    /// When bytes last arrived, or the fetcher last started asking for more (time it
+    /// spent idle with a full read-ahead is not a stall).
+    last_arrival: std::time::Instant,
+    /// The fetcher's last plan was to wait.
+    idle: bool,
+    stall_grace: std::time::Duration,
     job_waker: Option<Waker>,
     readahead: usize,
+    /// Resizes `readahead` from the body's length once known.
+    sizing: Option<Readahead>,
     /// An open or seek is replaying: keep up to [`OP_BLOCKS`].
     in_op: bool,
     connections: u32,
@@ -155,11 +202,8 @@ impl Inner {
         }
     }
 
-    fn gate(&self) -> u64 {
-        LOW_WATER.min(self.readahead / 2) as u64
-    }
-
-    /// Whether the job can make progress at its target without starving.
+    /// Whether the job can make progress at its target without starving: `margin`
+    /// bytes are there (or the rest of the file), or the server stalled with some.
     fn ready(&self) -> bool {
         if self.error.is_some() || self.closed {
             return true;
@@ -172,7 +216,9 @@ impl Inner {
         if self.end.is_some_and(|end| missing >= end) {
             return true;
         }
-        missing - at >= self.gate()
+        let ahead = (missing - at) as usize;
+        ahead >= self.margin.min(self.readahead / 2)
+            || (ahead > 0 && !self.idle && self.last_arrival.elapsed() >= self.stall_grace)
     }
 
     fn cap(&self) -> usize {
@@ -235,6 +281,16 @@ impl StreamBuffer {
     /// An empty stream that reads ahead `readahead` bytes; `wake_fetcher` is called
     /// (with no lock held) whenever the fetcher may have something new to do.
     pub fn new(readahead: usize, wake_fetcher: Waker) -> StreamBuffer {
+        Self::build(readahead, None, wake_fetcher)
+    }
+
+    /// An empty stream whose read-ahead is `readahead` worth of audio (in bytes from
+    /// the track's average bitrate once the first response states the length).
+    pub fn sized(readahead: Readahead, wake_fetcher: Waker) -> StreamBuffer {
+        Self::build(readahead.bytes(None), Some(readahead), wake_fetcher)
+    }
+
+    fn build(readahead: usize, sizing: Option<Readahead>, wake_fetcher: Waker) -> StreamBuffer {
         StreamBuffer {
             inner: Mutex::new(Inner {
                 head: None,
@@ -248,8 +304,13 @@ impl StreamBuffer {
                 error: None,
                 closed: false,
                 parked: false,
+                margin: LOW_WATER,
+                last_arrival: std::time::Instant::now(),
+                idle: false,
+                stall_grace: STALL_GRACE,
                 job_waker: None,
                 readahead: readahead.max(MIN_READAHEAD),
+                sizing,
                 in_op: false,
                 connections: 0,
             }),
@@ -258,6 +319,12 @@ impl StreamBuffer {
     }
 
     // ---- the decode job's side ----
+
+    /// Sets how long a silent server counts as stalled ([`STALL_GRACE`] by default;
+    /// tests that must not depend on timing set it out of reach).
+    pub fn set_stall_grace(&self, grace: std::time::Duration) {
+        self.inner.lock().stall_grace = grace;
+    }
 
     /// Sets what wakes the job after [`poll_ready`](Self::poll_ready) said no.
     pub fn set_job_waker(&self, waker: Waker) {
@@ -272,11 +339,14 @@ impl StreamBuffer {
         }
     }
 
-    /// Whether the job can go on: the head is known and a margin of bytes (or the
-    /// rest of the file) is cached at the position it needs, or the stream failed.
-    /// When not, the job is parked, and the job waker is called once it can.
-    pub fn poll_ready(&self) -> bool {
+    /// Whether the job can go on: the head is known and `margin` bytes (or the rest
+    /// of the file) are cached at the position it needs, or the server stalled after
+    /// sending some, or the stream failed. When not, the job is parked, and the job
+    /// waker is called once it can go on (a stall is noticed by the job's thread
+    /// looking again).
+    pub fn poll_ready(&self, margin: usize) -> bool {
         let mut i = self.inner.lock();
+        i.margin = margin;
         let ready = i.ready();
         i.parked = !ready;
         ready
@@ -324,6 +394,27 @@ impl StreamBuffer {
         self.inner.lock().connections
     }
 
+    /// How much audio a forward seek can read through without a new connection:
+    /// what is cached ahead of the reader plus [`SKIP_THROUGH`], at the track's
+    /// average bitrate (`None` when that is unknown).
+    pub fn read_through_ms(&self) -> Option<u64> {
+        let i = self.inner.lock();
+        let sizing = i.sizing?;
+        let (Some(length), Some(track_ms)) = (i.head?.length, sizing.track_ms) else {
+            return None;
+        };
+        if length == 0 || track_ms == 0 {
+            return None;
+        }
+        let ahead = i.first_missing(i.pos) - i.pos;
+        Some(((ahead + SKIP_THROUGH) as u128 * track_ms as u128 / length as u128) as u64)
+    }
+
+    /// The read-ahead in bytes now in force.
+    pub fn readahead(&self) -> usize {
+        self.inner.lock().readahead
+    }
+
     /// Bytes held in the cache (for memory accounting and tests).
     pub fn cached_bytes(&self) -> usize {
         self.inner
@@ -349,7 +440,17 @@ impl StreamBuffer {
 
     /// What to do next, given the offset of the open connection's next byte.
     pub fn plan(&self, connection: Option<u64>) -> Plan {
-        let i = self.inner.lock();
+        let mut i = self.inner.lock();
+        let plan = Self::decide(&i, connection);
+        let idle = plan == Plan::Wait;
+        if i.idle && !idle {
+            i.last_arrival = std::time::Instant::now();
+        }
+        i.idle = idle;
+        plan
+    }
+
+    fn decide(i: &Inner, connection: Option<u64>) -> Plan {
         if i.closed || i.error.is_some() {
             return Plan::Stop;
         }
@@ -381,9 +482,13 @@ impl StreamBuffer {
     pub fn connected(&self, head: StreamHead) {
         let mut i = self.inner.lock();
         i.connections += 1;
+        i.last_arrival = std::time::Instant::now();
         if i.head.is_none() {
             i.head = Some(head);
             i.end = head.length;
+            if let Some(sizing) = i.sizing {
+                i.readahead = sizing.bytes(head.length);
+            }
         }
         let waker = i.wake_job();
         drop(i);
@@ -400,6 +505,7 @@ impl StreamBuffer {
         if i.closed {
             return bytes.len();
         }
+        i.last_arrival = std::time::Instant::now();
         let target = i.target();
         let from = i.first_missing(target) / BLOCK as u64 * BLOCK as u64;
         let mut done = 0;
@@ -679,6 +785,7 @@ mod tests {
                 w.fetch_add(1, Ordering::Relaxed);
             }),
         ));
+        b.set_stall_grace(std::time::Duration::MAX);
         (b, woken)
     }
 
@@ -813,7 +920,7 @@ mod tests {
         };
         assert!(attempt(&b).is_err());
         assert!(b.take_starved());
-        assert!(!b.poll_ready(), "parked until the end arrives");
+        assert!(!b.poll_ready(LOW_WATER), "parked until the end arrives");
         let end_at = match b.plan(Some(at)) {
             Plan::Connect(p) => p,
             other => panic!("{other:?}"),
@@ -821,7 +928,7 @@ mod tests {
         assert_eq!(end_at, (LEN as u64 - 2000) / BLOCK as u64 * BLOCK as u64);
         b.connected(SEEKABLE);
         pump(&b, &data, end_at);
-        assert!(b.poll_ready());
+        assert!(b.poll_ready(LOW_WATER));
         attempt(&b).expect("the replay finds the head and the end cached");
         b.end_op();
         assert!(b.cached_bytes() <= (4 + 2) * BLOCK);
@@ -836,7 +943,7 @@ mod tests {
         b.set_job_waker(Arc::new(move || {
             j.fetch_add(1, Ordering::Relaxed);
         }));
-        assert!(!b.poll_ready(), "no head yet");
+        assert!(!b.poll_ready(LOW_WATER), "no head yet");
         b.connected(SEEKABLE);
         assert_eq!(job.load(Ordering::Relaxed), 0, "connected, but no bytes");
         b.store(0, &data[..LOW_WATER - 1]);
@@ -856,9 +963,9 @@ mod tests {
             seekable: false,
         });
         b.store(0, b"short");
-        assert!(!b.poll_ready());
+        assert!(!b.poll_ready(LOW_WATER));
         assert!(b.body_ended(5));
-        assert!(b.poll_ready(), "the rest of the stream is cached");
+        assert!(b.poll_ready(LOW_WATER), "the rest of the stream is cached");
         let mut r = b.reader();
         let mut all = Vec::new();
         r.read_to_end(&mut all).unwrap();
@@ -869,7 +976,7 @@ mod tests {
         b.connected(SEEKABLE);
         b.store(0, b"abc");
         b.fail("gone".into());
-        assert!(b.poll_ready());
+        assert!(b.poll_ready(LOW_WATER));
         let mut r = b.reader();
         let mut out = [0; 10];
         assert_eq!(r.read(&mut out).unwrap(), 3);
