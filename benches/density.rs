@@ -179,7 +179,8 @@ struct Step {
     classes: ClassCpu,
     /// The node's thread count, the most seen in the measuring window.
     threads: u64,
-    /// `quaver-stream-N` threads at the end of the window.
+    /// I/O threads (`quaver-io-N`, and before the redesign `quaver-stream-N`) at the
+    /// end of the window.
     io_threads: u64,
     /// Requests the harness's HTTP server answered during the step (0 for `file`).
     http_requests: u64,
@@ -287,10 +288,11 @@ fn thread_cpu_us(pid: u32, name: &str) -> f64 {
 enum ThreadClass {
     /// `quaver-tick-N`: the engine's tick threads.
     Tick,
-    /// `quaver-decode-N`: the decode pool (local files).
+    /// `quaver-decode-N`: the decode pool (files and network streams alike).
     Decode,
-    /// `quaver-stream-N`: one thread per network stream, which reads the HTTP body and
-    /// decodes it (today's design; counted as I/O).
+    /// `quaver-io-N`: the fixed I/O threads that fetch network streams (and, before
+    /// the network I/O redesign, `quaver-stream-N`: a thread per stream that read and
+    /// decoded it).
     Io,
     /// Everything else: tokio workers (REST, WebSocket, voice gateways), the main thread.
     Control,
@@ -302,7 +304,7 @@ impl ThreadClass {
             ThreadClass::Tick
         } else if comm.starts_with("quaver-decode") {
             ThreadClass::Decode
-        } else if comm.starts_with("quaver-stream") {
+        } else if comm.starts_with("quaver-io") || comm.starts_with("quaver-stream") {
             ThreadClass::Io
         } else {
             ThreadClass::Control
@@ -458,7 +460,7 @@ fn main() {
             "thr",
             "KB/player"
         );
-        println!("# µs are per player-tick; cpu = the tick thread; node = the whole process = tick + dec (decode pool) + io (quaver-stream-N) + ctl (the rest)");
+        println!("# µs are per player-tick; cpu = the tick thread; node = the whole process = tick + dec (decode pool) + io (quaver-io-N) + ctl (the rest)");
     }
     for &scenario in &args.scenarios {
         let steps: Vec<usize> = match (args.players, args.quick) {

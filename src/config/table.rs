@@ -214,7 +214,8 @@ pub(crate) static KEYS: &[Key] = &[
         },
         default: Shown::Value("5000"),
         unit: MS,
-        doc: "Decoded audio kept ready per player; values below 200 fall back to the default.",
+        doc: "Audio a network track reads ahead, as compressed bytes; the decoded frame \
+              ring holds at most 1 s of it. Values below 200 fall back to the default.",
     },
     Key {
         path: "lavalink.server.opusEncodingQuality",
