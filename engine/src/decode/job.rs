@@ -225,6 +225,8 @@ impl Job {
     /// needs more, the spec comes back to be tried again once they arrived (the bytes
     /// it read stay cached, so each attempt gets further).
     pub fn open(mut spec: JobSpec) -> Result<(Job, JobReport), OpenFailure> {
+        // Takes the input out of the spec, which is handed back whole if a network
+        // probe starves; the stand-in left behind is never called.
         let placeholder: Opener = Box::new(|| Err(String::new()));
         match std::mem::replace(&mut spec.input, Input::Open(placeholder)) {
             Input::Open(opener) => {
