@@ -615,7 +615,7 @@ async fn run_step(
         Source::Http => Some(MediaServer::start().await),
         Source::File => None,
     };
-    quaver_control::sources::fetch::install_crypto_provider();
+    quaver_control::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let node = start_node(n, engine_cpu, harness_cpu, realtime, dave, spin_us).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -278,7 +278,7 @@ impl Running {
             let io = IoThreads::start(IO_THREADS)?;
             sources.push(Box::new(HttpSource::new(
                 timeouts,
-                Fetcher::new(io, timeouts),
+                Fetcher::new(io, timeouts)?,
             )));
         }
         let loader = Arc::new(TrackLoader::new(sources));

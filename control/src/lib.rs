@@ -22,6 +22,7 @@ pub mod rest;
 pub mod session;
 pub mod sources;
 pub mod stats;
+pub mod tls;
 pub mod track;
 pub mod voice;
 pub mod ws;

@@ -168,7 +168,7 @@ impl TestNode {
             captures,
             base,
             http: {
-                quaver_control::sources::fetch::install_crypto_provider();
+                quaver_control::tls::install_crypto_provider();
                 reqwest::Client::new()
             },
         }
@@ -202,7 +202,7 @@ impl TestNode {
             captures: Arc::default(),
             base,
             http: {
-                quaver_control::sources::fetch::install_crypto_provider();
+                quaver_control::tls::install_crypto_provider();
                 reqwest::Client::new()
             },
         }

@@ -73,7 +73,7 @@ impl NodeProcess {
             base: format!("http://{addr}"),
             dir,
         };
-        quaver_control::sources::fetch::install_crypto_provider();
+        quaver_control::tls::install_crypto_provider();
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -68,16 +68,6 @@ impl IoThreads {
         }
         Ok(io)
     }
-
-    /// Number of I/O threads.
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    /// Whether there are none (never: at least one is started).
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
 }
 
 impl Drop for IoThreads {
@@ -95,7 +85,8 @@ impl Drop for IoThreads {
 /// clone is dropped.
 #[derive(Clone)]
 pub struct Fetcher {
-    io: Arc<IoThreads>,
+    /// Held so the threads live as long as any clone (stopped on the last drop).
+    _io: Arc<IoThreads>,
     lanes: Arc<[(Handle, reqwest::Client)]>,
     next: Arc<AtomicUsize>,
     timeouts: HttpTimeouts,
@@ -104,61 +95,46 @@ pub struct Fetcher {
 impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fetcher")
-            .field("threads", &self.io.len())
+            .field("threads", &self.lanes.len())
             .field("timeouts", &self.timeouts)
             .finish()
     }
 }
 
-/// Makes ring the process's default rustls provider (idempotent). reqwest, built
-/// without its own provider so that nothing needs cmake, asks for one whenever a
-/// client is built without our TLS config (as the test harness's clients are).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A client for one I/O thread: HTTP/1.1, rustls with the web PKI roots, our user agent.
-fn client(timeouts: HttpTimeouts) -> reqwest::Client {
-    install_crypto_provider();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-    let mut builder = reqwest::Client::builder()
+/// A client for one I/O thread: HTTP/1.1, TLS trusting the web PKI roots, our user
+/// agent.
+fn client(timeouts: HttpTimeouts) -> Result<reqwest::Client, String> {
+    let tls = crate::tls::client_config(crate::tls::web_pki_roots())?;
+    reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .user_agent(concat!("Quaver/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64);
-    if let Ok(tls) = tls {
-        builder = builder.tls_backend_preconfigured(tls);
-    }
-    builder.build().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot build the HTTP client with our TLS settings");
-        reqwest::Client::new()
-    })
+        .pool_max_idle_per_host(64)
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 impl Fetcher {
     /// A fetcher on `io`'s threads.
-    pub fn new(io: IoThreads, timeouts: HttpTimeouts) -> Fetcher {
-        let lanes: Vec<(Handle, reqwest::Client)> = io
+    pub fn new(io: IoThreads, timeouts: HttpTimeouts) -> std::io::Result<Fetcher> {
+        let lanes = io
             .handles
             .iter()
             .map(|h| {
                 // reqwest builds its connector (and DNS resolver) for the runtime it is
                 // entered on.
                 let _entered = h.enter();
-                (h.clone(), client(timeouts))
+                Ok((h.clone(), client(timeouts)?))
             })
-            .collect();
-        Fetcher {
-            io: Arc::new(io),
+            .collect::<Result<Vec<(Handle, reqwest::Client)>, String>>()
+            .map_err(std::io::Error::other)?;
+        Ok(Fetcher {
+            _io: Arc::new(io),
             lanes: lanes.into(),
             next: Arc::new(AtomicUsize::new(0)),
             timeouts,
-        }
+        })
     }
 
     /// Starts fetching `url` into a new buffer that reads `readahead` ahead.
@@ -383,6 +359,8 @@ fn describe(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Our TLS configuration needs no process-wide default provider (reqwest panics
+    /// building a client without either).
     #[test]
     fn the_client_builds_with_our_tls() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -390,9 +368,10 @@ mod tests {
             .build()
             .unwrap();
         let _e = rt.enter();
-        let _ = super::client(super::HttpTimeouts {
+        super::client(super::HttpTimeouts {
             connect: std::time::Duration::from_secs(1),
             socket: std::time::Duration::from_secs(1),
-        });
+        })
+        .expect("the client builds");
     }
 }

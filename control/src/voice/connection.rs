@@ -131,8 +131,7 @@ pub fn tls_config(
     if extra_ca_files.is_empty() {
         return Ok(None);
     }
-    let mut roots =
-        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut roots = crate::tls::web_pki_roots();
     for path in extra_ca_files {
         let shown = path.display();
         let certs = CertificateDer::pem_file_iter(path)
@@ -150,13 +149,7 @@ pub fn tls_config(
                 .map_err(|e| format!("extra CA certificates {shown}: {e}"))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Some(Arc::new(config)))
+    Ok(Some(Arc::new(crate::tls::client_config(roots)?)))
 }
 
 /// The WebSocket URL for an endpoint, or why it is refused.

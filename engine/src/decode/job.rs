@@ -110,7 +110,7 @@ pub struct JobSpec {
     pub start_ms: u64,
     /// Epoch of the first records.
     pub epoch: u32,
-    /// `frameBufferDurationMs`: how far ahead to decode.
+    /// `frameBufferDurationMs`: sizes the frame ring (at most [`MAX_RING_MS`] of it).
     pub buffer_ms: u64,
     /// `resamplingQuality` for sources not at 48 kHz.
     pub resample: ResampleQuality,
@@ -224,52 +224,63 @@ impl Job {
     /// A network stream is probed only from the bytes already there: when the probe
     /// needs more, the spec comes back to be tried again once they arrived (the bytes
     /// it read stay cached, so each attempt gets further).
-    pub fn open(mut spec: JobSpec) -> Result<(Job, JobReport), OpenFailure> {
-        // Takes the input out of the spec, which is handed back whole if a network
-        // probe starves; the stand-in left behind is never called.
-        let placeholder: Opener = Box::new(|| Err(String::new()));
-        match std::mem::replace(&mut spec.input, Input::Open(placeholder)) {
+    pub fn open(spec: JobSpec) -> Result<(Job, JobReport), OpenFailure> {
+        let JobSpec {
+            input,
+            extension,
+            start_ms,
+            epoch,
+            buffer_ms,
+            resample,
+        } = spec;
+        let open =
+            |source| Self::open_source(source, extension.as_deref(), epoch, buffer_ms, resample);
+        let (mut job, ready) = match input {
             Input::Open(opener) => {
-                let source = opener().map_err(OpenFailure::Failed)?;
-                let (mut job, ready) =
-                    Self::open_source(&spec, source).map_err(OpenFailure::Failed)?;
-                if spec.start_ms > 0 {
-                    job.seek(spec.start_ms, spec.epoch);
-                }
-                Ok((job, ready))
+                open(opener().map_err(OpenFailure::Failed)?).map_err(OpenFailure::Failed)?
             }
             Input::Stream(stream) => {
                 let buffer = stream.buffer().clone();
                 buffer.begin_op();
-                let result = Self::open_source(&spec, Box::new(buffer.reader()));
+                let result = open(Box::new(buffer.reader()));
                 if buffer.take_starved() {
                     drop(result);
-                    spec.input = Input::Stream(stream);
-                    return Err(OpenFailure::Starved(spec));
+                    return Err(OpenFailure::Starved(JobSpec {
+                        input: Input::Stream(stream),
+                        extension,
+                        start_ms,
+                        epoch,
+                        buffer_ms,
+                        resample,
+                    }));
                 }
-                let (mut job, ready) = result.map_err(|message| {
+                let mut opened = result.map_err(|message| {
                     OpenFailure::Failed(buffer.error().map_or(message, |e| {
                         format!("I/O error while reading the track: {e}")
                     }))
                 })?;
-                job.stream = Some(stream);
-                if spec.start_ms > 0 {
-                    job.seek(spec.start_ms, spec.epoch);
-                } else {
-                    buffer.end_op();
-                }
-                Ok((job, ready))
+                opened.0.stream = Some(stream);
+                opened
             }
+        };
+        if start_ms > 0 {
+            job.seek(start_ms, epoch);
+        } else if let Some(s) = &job.stream {
+            s.buffer().end_op();
         }
+        Ok((job, ready))
     }
 
     fn open_source(
-        spec: &JobSpec,
         source: Box<dyn MediaSource>,
+        extension: Option<&str>,
+        epoch: u32,
+        buffer_ms: u64,
+        resample: ResampleQuality,
     ) -> Result<(Job, JobReport), String> {
         let mss = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
-        if let Some(ext) = &spec.extension {
+        if let Some(ext) = extension {
             hint.with_extension(ext);
         }
         let probed = symphonia::default::get_probe()
@@ -302,7 +313,7 @@ impl Job {
             (Some(d), None)
         };
         let passthrough = is_opus;
-        let frames = (spec.buffer_ms.min(MAX_RING_MS) / FRAME_MS as u64).max(10) as usize;
+        let frames = (buffer_ms.min(MAX_RING_MS) / FRAME_MS as u64).max(10) as usize;
         let capacity = if passthrough {
             frames * OPUS_RECORD_BUDGET
         } else {
@@ -323,9 +334,9 @@ impl Job {
             track_id,
             passthrough,
             opus,
-            framer: Framer::new(if is_opus { SAMPLE_RATE } else { rate }, spec.resample)?,
+            framer: Framer::new(if is_opus { SAMPLE_RATE } else { rate }, resample)?,
             writer,
-            epoch: spec.epoch,
+            epoch,
             skip_frames: 0,
             staged: VecDeque::new(),
             done: false,
@@ -402,7 +413,7 @@ impl Job {
         }
         self.pending = Some(Resume::Seek(position_ms));
         // A stream that lacks the bytes keeps the seek pending; the next pumps retry it.
-        let _ = self.resume();
+        self.resume();
     }
 
     /// The timestamp of `position_ms` when a network stream can reach it by reading
@@ -414,21 +425,17 @@ impl Job {
             return None;
         }
         let tb = self.time_base?;
-        let now = tb.calc_time(self.next_ts);
-        let now_ms = now.seconds * 1000 + (now.frac * 1000.0) as u64;
-        let target = tb.calc_timestamp(Time::new(
-            position_ms / 1000,
-            (position_ms % 1000) as f64 / 1000.0,
-        ));
-        let ahead_ms = position_ms.checked_sub(now_ms)?;
-        (target > self.next_ts && ahead_ms <= stream.buffer().read_through_ms()?).then_some(target)
+        let target = tb.calc_timestamp(time_of(position_ms));
+        let ahead = tb.calc_time(target.checked_sub(self.next_ts).filter(|&d| d > 0)?);
+        let ahead_ms = ahead.seconds * 1000 + (ahead.frac * 1000.0) as u64;
+        (ahead_ms <= stream.buffer().read_through_ms()?).then_some(target)
     }
 
     /// Runs the pending seek; `false` when a network stream starved during it (the
     /// seek stays pending and replays from its start once the bytes are there).
-    fn resume(&mut self) -> Result<(), Pump> {
+    fn resume(&mut self) -> bool {
         let Some(resume) = self.pending else {
-            return Ok(());
+            return true;
         };
         if let Some(s) = &self.stream {
             s.buffer().begin_op();
@@ -446,30 +453,24 @@ impl Job {
         let track_id = self.track_id;
         let to = move || match resume {
             Resume::Seek(ms) => SeekTo::Time {
-                time: Time::new(ms / 1000, (ms % 1000) as f64 / 1000.0),
+                time: time_of(ms),
                 track_id: Some(track_id),
             },
             Resume::Resync(ts) => SeekTo::TimeStamp { ts, track_id },
         };
         let mut result = self.format.seek(mode, to());
-        if coarse
-            && result.is_err()
-            && !self
-                .stream
-                .as_ref()
-                .is_some_and(|s| s.buffer().has_starved())
-        {
+        let mut starved = self.take_starved();
+        if coarse && result.is_err() && !starved {
             // No duration to estimate from: parse from the start after all.
             result = self.format.seek(SeekMode::Accurate, to());
+            starved = self.take_starved();
         }
-        if let Some(s) = &self.stream {
-            if s.buffer().take_starved() {
-                self.attempts += 1;
-                if self.attempts < MAX_ATTEMPTS {
-                    return Err(Pump::Starved);
-                }
-                // Give up seeking: play on from wherever the reader is.
+        if starved {
+            self.attempts += 1;
+            if self.attempts < MAX_ATTEMPTS {
+                return false;
             }
+            // Give up seeking: play on from wherever the reader is.
         }
         self.pending = None;
         self.skip_frames = match result {
@@ -482,7 +483,7 @@ impl Job {
         if let Some(s) = &self.stream {
             s.buffer().end_op();
         }
-        Ok(())
+        true
     }
 
     /// Decodes until the ring is full or `budget` frames were staged; writes what fits.
@@ -514,8 +515,8 @@ impl Job {
             if !s.buffer().poll_ready(margin) {
                 return Pump::Starved;
             }
-            if let Err(pump) = self.resume() {
-                return pump;
+            if !self.resume() {
+                return Pump::Starved;
             }
         }
         let pump = self.fill(budget, report);
@@ -555,7 +556,7 @@ impl Job {
             }
             match self.next_frames() {
                 Ok(n) => produced += n.max(1),
-                Err(_) if self.starved() => {
+                Err(_) if self.take_starved() => {
                     // The margin was not enough (an unusually large packet). A seekable
                     // stream resyncs to where the last packet ended; a live one reads
                     // on from where it is once bytes arrive (its demuxer finds the
@@ -587,7 +588,8 @@ impl Job {
         }
     }
 
-    fn starved(&self) -> bool {
+    /// Whether a read of the network stream starved since the last call.
+    fn take_starved(&self) -> bool {
         self.stream
             .as_ref()
             .is_some_and(|s| s.buffer().take_starved())
@@ -713,6 +715,11 @@ impl Job {
         }
         n
     }
+}
+
+/// `ms` as symphonia's time.
+fn time_of(ms: u64) -> Time {
+    Time::new(ms / 1000, (ms % 1000) as f64 / 1000.0)
 }
 
 fn as_bytes(frame: &[i16; FRAME_SAMPLES as usize * 2]) -> &[u8] {

@@ -118,8 +118,8 @@ struct Block {
 struct Inner {
     head: Option<StreamHead>,
     blocks: Vec<Block>,
-    /// Storage of evicted blocks, reused before allocating.
-    spare: Vec<Vec<u8>>,
+    /// Storage of the last evicted block, reused before allocating.
+    spare: Option<Vec<u8>>,
     clock: u64,
     /// The reader's position.
     pos: u64,
@@ -149,7 +149,6 @@ struct Inner {
     sizing: Option<Readahead>,
     /// An open or seek is replaying: keep up to [`OP_BLOCKS`].
     in_op: bool,
-    connections: u32,
 }
 
 /// The shared compressed bytes of one network stream. See the module docs.
@@ -250,22 +249,46 @@ impl Inner {
                 .min_by_key(|(_, b)| b.used)
                 .map(|(i, _)| i);
             let Some(i) = victim else { return false };
-            let gone = self.blocks.swap_remove(i);
-            if self.spare.is_empty() {
-                let mut data = gone.data;
-                data.clear();
-                self.spare.push(data);
-            }
+            let mut data = self.blocks.swap_remove(i).data;
+            data.clear();
+            self.spare = Some(data);
         }
         true
     }
 
-    /// Drops blocks beyond the steady cap (after an operation finished).
+    /// Frees blocks beyond the steady cap (after an operation finished).
     fn trim(&mut self) {
-        self.spare.clear();
         self.make_room();
-        // `make_room` leaves exactly `cap - 1` when it had to evict; one more is fine.
-        self.spare.clear();
+        self.spare = None;
+    }
+
+    /// What the fetcher should do next (see [`StreamBuffer::plan`]).
+    fn plan(&self, connection: Option<u64>) -> Plan {
+        if self.closed || self.error.is_some() {
+            return Plan::Stop;
+        }
+        let Some(head) = self.head else {
+            return match connection {
+                Some(_) => Plan::Read,
+                None => Plan::Connect(0),
+            };
+        };
+        let target = self.target();
+        let missing = self.first_missing(target);
+        if self.end.is_some_and(|end| missing >= end) {
+            return Plan::Wait;
+        }
+        if missing >= target + self.readahead as u64 {
+            return Plan::Wait;
+        }
+        match connection {
+            // Read through a short skip; a stream without ranges can only go forward.
+            Some(c) if c <= missing && (missing < c + SKIP_THROUGH || !head.seekable) => Plan::Read,
+            // Blocks fill from their start: a missing block is fetched whole. (Without
+            // ranges the fetcher cannot do this and fails the stream.)
+            _ if self.block(missing / BLOCK as u64).is_some() => Plan::Connect(missing),
+            _ => Plan::Connect(missing / BLOCK as u64 * BLOCK as u64),
+        }
     }
 
     fn wake_job(&mut self) -> Option<Waker> {
@@ -295,7 +318,7 @@ impl StreamBuffer {
             inner: Mutex::new(Inner {
                 head: None,
                 blocks: Vec::new(),
-                spare: Vec::new(),
+                spare: None,
                 clock: 0,
                 pos: 0,
                 want: None,
@@ -312,7 +335,6 @@ impl StreamBuffer {
                 readahead: readahead.max(MIN_READAHEAD),
                 sizing,
                 in_op: false,
-                connections: 0,
             }),
             wake_fetcher,
         }
@@ -357,11 +379,6 @@ impl StreamBuffer {
         std::mem::take(&mut self.inner.lock().starved)
     }
 
-    /// Whether a read starved since the last [`take_starved`](Self::take_starved).
-    pub fn has_starved(&self) -> bool {
-        self.inner.lock().starved
-    }
-
     /// An open or seek starts replaying: keep what it reads until [`end_op`](Self::end_op).
     pub fn begin_op(&self) {
         let mut i = self.inner.lock();
@@ -389,11 +406,6 @@ impl StreamBuffer {
         self.inner.lock().error.clone()
     }
 
-    /// Connections opened so far (the first one included).
-    pub fn connections(&self) -> u32 {
-        self.inner.lock().connections
-    }
-
     /// How much audio a forward seek can read through without a new connection:
     /// what is cached ahead of the reader plus [`SKIP_THROUGH`], at the track's
     /// average bitrate (`None` when that is unknown).
@@ -408,11 +420,6 @@ impl StreamBuffer {
         }
         let ahead = i.first_missing(i.pos) - i.pos;
         Some(((ahead + SKIP_THROUGH) as u128 * track_ms as u128 / length as u128) as u64)
-    }
-
-    /// The read-ahead in bytes now in force.
-    pub fn readahead(&self) -> usize {
-        self.inner.lock().readahead
     }
 
     /// Bytes held in the cache (for memory accounting and tests).
@@ -431,7 +438,7 @@ impl StreamBuffer {
         i.closed = true;
         i.job_waker = None;
         i.blocks.clear();
-        i.spare.clear();
+        i.spare = None;
         drop(i);
         (self.wake_fetcher)();
     }
@@ -441,7 +448,7 @@ impl StreamBuffer {
     /// What to do next, given the offset of the open connection's next byte.
     pub fn plan(&self, connection: Option<u64>) -> Plan {
         let mut i = self.inner.lock();
-        let plan = Self::decide(&i, connection);
+        let plan = i.plan(connection);
         let idle = plan == Plan::Wait;
         if i.idle && !idle {
             i.last_arrival = std::time::Instant::now();
@@ -450,38 +457,9 @@ impl StreamBuffer {
         plan
     }
 
-    fn decide(i: &Inner, connection: Option<u64>) -> Plan {
-        if i.closed || i.error.is_some() {
-            return Plan::Stop;
-        }
-        let Some(head) = i.head else {
-            return match connection {
-                Some(_) => Plan::Read,
-                None => Plan::Connect(0),
-            };
-        };
-        let target = i.target();
-        let missing = i.first_missing(target);
-        if i.end.is_some_and(|end| missing >= end) {
-            return Plan::Wait;
-        }
-        if missing >= target + i.readahead as u64 {
-            return Plan::Wait;
-        }
-        match connection {
-            // Read through a short skip; a stream without ranges can only go forward.
-            Some(c) if c <= missing && (missing < c + SKIP_THROUGH || !head.seekable) => Plan::Read,
-            // Blocks fill from their start: a missing block is fetched whole. (Without
-            // ranges the fetcher cannot do this and fails the stream.)
-            _ if i.block(missing / BLOCK as u64).is_some() => Plan::Connect(missing),
-            _ => Plan::Connect(missing / BLOCK as u64 * BLOCK as u64),
-        }
-    }
-
     /// A connection opened; the first one also brings the head.
     pub fn connected(&self, head: StreamHead) {
         let mut i = self.inner.lock();
-        i.connections += 1;
         i.last_arrival = std::time::Instant::now();
         if i.head.is_none() {
             i.head = Some(head);
@@ -525,7 +503,7 @@ impl StreamBuffer {
                     if !i.make_room() {
                         break;
                     }
-                    let data = i.spare.pop().unwrap_or_else(|| Vec::with_capacity(BLOCK));
+                    let data = i.spare.take().unwrap_or_else(|| Vec::with_capacity(BLOCK));
                     i.blocks.push(Block {
                         index,
                         data,
