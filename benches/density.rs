@@ -960,6 +960,7 @@ fn decode_and_encode_us() -> f64 {
         epoch: 1,
         buffer_ms: 1_000,
         resample: ResampleQuality::High,
+        encoder_complexity: 10,
     };
     let (mut job, ready) = Job::open(spec).unwrap();
     let quaver_engine::decode::JobReport::Ready {

@@ -86,6 +86,7 @@ fn frames(file: &str) -> Vec<(RecordKind, Vec<u8>)> {
         epoch: 1,
         buffer_ms: 60_000,
         resample: quaver_engine::decode::pcm::ResampleQuality::High,
+        encoder_complexity: 10,
     };
     let _job = pool.submit(spec, Box::new(move |r| drop(tx.send(r))));
     let JobReport::Ready {
@@ -129,8 +130,8 @@ fn rig(mode: Mode, players: usize, source: &[(RecordKind, Vec<u8>)]) -> Rig {
         let parts = NewPlayer {
             key,
             shared: Arc::default(),
-            encoder: Box::new(OpusEncoder::new(10).unwrap()),
-            decoder: Box::new(OpusDecoder::new().unwrap()),
+            encoder: Some(Box::new(OpusEncoder::new(10).unwrap())),
+            decoder: Some(Box::new(OpusDecoder::new().unwrap())),
             output: Some(output(mode, &sink, index)),
             stuck_after_ticks: u32::MAX,
         };

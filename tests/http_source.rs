@@ -103,7 +103,7 @@ async fn files_streams_and_playlists_load_like_lavaplayers_http_source() {
 }
 
 #[tokio::test]
-async fn http_tracks_play_and_seek_with_range_requests() {
+async fn http_tracks_play_and_seek_without_downloading_again() {
     let node = TestNode::start().await;
     let media = MediaServer::start().await;
     let mut c = node.connect().await;
@@ -127,10 +127,6 @@ async fn http_tracks_play_and_seek_with_range_requests() {
     assert!(
         (55..=80).contains(&packets),
         "0.3 s + the last 1 s: {packets} packets"
-    );
-    assert!(
-        media.stats.range_requests.load(Ordering::Relaxed) >= 1,
-        "the seek used a Range request"
     );
     let full = media.stats.requests.load(Ordering::Relaxed)
         - media.stats.range_requests.load(Ordering::Relaxed);

@@ -3,9 +3,9 @@
 
 use rustls::RootCertStore;
 
-/// Makes ring the process's default rustls provider (idempotent). reqwest, built
-/// without a provider of its own, asks for the default whenever a client is built
-/// without one of our configurations (as the test harness's clients are).
+/// Makes ring the process's default rustls provider (idempotent). The node's own
+/// clients pass their configurations; clients built without one (the test
+/// harness's reqwest, tungstenite's defaults) ask for the process default.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -106,6 +106,7 @@ fn run(bytes: &[u8], extension: &str) -> Option<Panic> {
         epoch: 0,
         buffer_ms: 400,
         resample: Default::default(),
+        encoder_complexity: 10,
     };
     guard::catch(|| {
         let Ok((mut job, JobReport::Ready { mut frames, .. })) = Job::open(spec) else {

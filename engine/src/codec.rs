@@ -17,3 +17,15 @@ pub trait FrameDecoder: Send {
 /// A codec call failed; the frame is counted as nulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodecError;
+
+impl std::fmt::Debug for dyn FrameEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameEncoder")
+    }
+}
+
+impl std::fmt::Debug for dyn FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameDecoder")
+    }
+}

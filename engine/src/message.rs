@@ -26,10 +26,15 @@ pub struct NewPlayer {
     pub key: PlayerKey,
     /// Counters published to the control plane.
     pub shared: Arc<PlayerShared>,
-    /// Encoder for PCM frames (and for Opus frames that need processing).
-    pub encoder: Box<dyn FrameEncoder>,
-    /// Decoder for Opus frames that need processing (volume ≠ 100).
-    pub decoder: Box<dyn FrameDecoder>,
+    /// Encoder for PCM frames (and for Opus frames that need processing). Optional,
+    /// like the decoder: an Opus passthrough player at unity volume never uses them,
+    /// and they are most of its memory. A PCM track brings one through its frame
+    /// ring ([`FrameWriter::offer_encoder`](crate::ring::FrameWriter::offer_encoder));
+    /// the control plane sends both ([`ControlToEngine::Codecs`]) before the first
+    /// volume or filter that needs them.
+    pub encoder: Option<Box<dyn FrameEncoder>>,
+    /// Decoder for Opus frames that need processing (volume ≠ 100, filters).
+    pub decoder: Option<Box<dyn FrameDecoder>>,
     /// Where packets go; `None` while the player has no voice connection, which (as in
     /// Lavalink) means nobody pulls its audio: the track does not advance.
     pub output: Option<Box<dyn PacketOutput>>,
@@ -84,6 +89,17 @@ pub enum ControlToEngine {
         /// Volume.
         volume: u16,
     },
+    /// Codecs for a player that will process Opus frames (sent before the volume or
+    /// filter that needs them); slots already filled keep theirs and the spare comes
+    /// back retired.
+    Codecs {
+        /// Player.
+        key: PlayerKey,
+        /// Opus encoder.
+        encoder: Box<dyn FrameEncoder>,
+        /// Opus decoder.
+        decoder: Box<dyn FrameDecoder>,
+    },
     /// Whether frames must be decoded and re-encoded even at unity volume (a filter
     /// chain is active), so Opus no longer passes through.
     Process {
@@ -123,6 +139,10 @@ pub enum Retired {
     Frames(FrameReader),
     /// A replaced output.
     Output(Box<dyn PacketOutput>),
+    /// Codecs the player already had.
+    Encoder(Box<dyn FrameEncoder>),
+    /// See [`Retired::Encoder`].
+    Decoder(Box<dyn FrameDecoder>),
 }
 
 impl std::fmt::Debug for Retired {
@@ -131,6 +151,8 @@ impl std::fmt::Debug for Retired {
             Retired::Player(_) => "Retired::Player",
             Retired::Frames(_) => "Retired::Frames",
             Retired::Output(_) => "Retired::Output",
+            Retired::Encoder(_) => "Retired::Encoder",
+            Retired::Decoder(_) => "Retired::Decoder",
         })
     }
 }

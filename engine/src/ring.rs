@@ -9,6 +9,7 @@
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
+use crate::codec::FrameEncoder;
 use crate::prefetch::prefetch;
 
 /// Largest Opus packet Discord accepts in one RTP payload, in bytes.
@@ -49,19 +50,33 @@ impl RecordKind {
 /// Creates a ring holding `capacity` bytes of records.
 pub fn frame_ring(capacity: usize) -> (FrameWriter, FrameReader) {
     let (p, c) = RingBuffer::new(capacity.max(HEADER + PCM_FRAME_BYTES));
+    let (ep, ec) = RingBuffer::new(1);
     (
-        FrameWriter { inner: p },
+        FrameWriter {
+            inner: p,
+            encoder: ep,
+        },
         FrameReader {
             inner: c,
+            encoder: ec,
             next_at: 0,
         },
     )
 }
 
 /// The decoder's end of a ring.
-#[derive(Debug)]
 pub struct FrameWriter {
     inner: Producer<u8>,
+    /// Hands the tick an Opus encoder for PCM records (see [`Self::offer_encoder`]).
+    encoder: Producer<Box<dyn FrameEncoder>>,
+}
+
+impl std::fmt::Debug for FrameWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameWriter")
+            .field("free", &self.inner.slots())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a record was not written.
@@ -112,6 +127,17 @@ impl FrameWriter {
     pub fn is_abandoned(&self) -> bool {
         self.inner.is_abandoned()
     }
+
+    /// Passes an encoder to the tick, which cannot allocate one, before the first
+    /// PCM record: a player is created without codecs (an Opus passthrough player
+    /// never needs the ~50 KB of an encoder), and takes this one the first time a
+    /// PCM record finds it without. Holds one; `Err` gives back a second.
+    pub fn offer_encoder(
+        &mut self,
+        encoder: Box<dyn FrameEncoder>,
+    ) -> Result<(), Box<dyn FrameEncoder>> {
+        self.encoder.push(encoder).map_err(|rtrb::PushError::Full(e)| e)
+    }
 }
 
 /// Copies `header` then `payload` across the two halves of a ring chunk.
@@ -161,16 +187,33 @@ pub struct Record {
 }
 
 /// The tick thread's end of a ring.
-#[derive(Debug)]
 pub struct FrameReader {
     inner: Consumer<u8>,
+    /// See [`FrameWriter::offer_encoder`]; one left here is dropped with the reader,
+    /// off the tick.
+    encoder: Consumer<Box<dyn FrameEncoder>>,
     /// Address of the next record's first byte as of the last read (0 before the
     /// first), only ever used as a prefetch hint; an integer, not a pointer, because
     /// it is never dereferenced.
     next_at: usize,
 }
 
+impl std::fmt::Debug for FrameReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("queued", &self.inner.slots())
+            .finish_non_exhaustive()
+    }
+}
+
 impl FrameReader {
+    /// The encoder the writer offered, if any. Wait-free, no allocation: a record
+    /// written after the offer is only read after it, so a PCM record never arrives
+    /// before its encoder.
+    pub fn take_encoder(&mut self) -> Option<Box<dyn FrameEncoder>> {
+        self.encoder.pop().ok()
+    }
+
     /// Pops the next record into `buf` (which must hold `PCM_FRAME_BYTES`); `None`
     /// when the ring holds no complete record. Never blocks or allocates.
     pub fn read(&mut self, buf: &mut [u8]) -> Option<Record> {

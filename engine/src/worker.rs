@@ -334,6 +334,25 @@ impl Worker {
                     p.process = active;
                 }
             }
+            ControlToEngine::Codecs {
+                key,
+                encoder,
+                decoder,
+            } => {
+                let (encoder, decoder) = match self.slot_mut(key) {
+                    Some(p) => (
+                        fill(&mut p.parts.encoder, encoder),
+                        fill(&mut p.parts.decoder, decoder),
+                    ),
+                    None => (Some(encoder), Some(decoder)),
+                };
+                if let Some(e) = encoder {
+                    self.emit(EngineToControl::Retired(Retired::Encoder(e)));
+                }
+                if let Some(d) = decoder {
+                    self.emit(EngineToControl::Retired(Retired::Decoder(d)));
+                }
+            }
             ControlToEngine::Volume { key, volume } => {
                 if let Some(p) = self.slot_mut(key) {
                     p.volume.set(volume);
@@ -508,20 +527,25 @@ fn opus_frame(
     if packet.len() > MAX_OPUS_PACKET {
         return None;
     }
-    if p.volume.is_unity() && !p.process {
+    take_offered_encoder(p);
+    let can_process = p.parts.encoder.is_some() && p.parts.decoder.is_some();
+    // Without codecs (not sent yet: never expected) the packet passes unprocessed
+    // rather than not at all.
+    if (p.volume.is_unity() && !p.process) || !can_process {
         slot[..packet.len()].copy_from_slice(packet);
         p.last_len = packet.len();
         p.decoding = false;
         return Some(packet.len());
     }
+    let decoder = p.parts.decoder.as_mut()?;
     if !p.decoding && p.last_len > 0 {
         // Prime the decoder with the packet heard last (still in the slot), so its
         // state continues smoothly instead of starting from silence mid-track.
-        let _ = p.parts.decoder.decode(&slot[..p.last_len], pcm);
+        let _ = decoder.decode(&slot[..p.last_len], pcm);
     }
     p.last_len = 0;
     p.decoding = true;
-    if p.parts.decoder.decode(packet, pcm).is_err() {
+    if decoder.decode(packet, pcm).is_err() {
         return None;
     }
     volume::apply(pcm, p.volume.current());
@@ -540,9 +564,26 @@ fn pcm_frame(
     }
     p.last_len = 0;
     volume::apply(pcm, p.volume.current());
+    take_offered_encoder(p);
     encode(p, pcm, slot)
 }
 
+/// A player without an encoder takes the one its track's decoder offered, if any.
+fn take_offered_encoder(p: &mut Player) {
+    if p.parts.encoder.is_none() {
+        p.parts.encoder = p.frames.as_mut().and_then(FrameReader::take_encoder);
+    }
+}
+
+/// Puts `new` into an empty `slot`; gives it back when the slot was full.
+fn fill<T: ?Sized>(slot: &mut Option<Box<T>>, new: Box<T>) -> Option<Box<T>> {
+    if slot.is_some() {
+        return Some(new);
+    }
+    *slot = Some(new);
+    None
+}
+
 fn encode(p: &mut Player, pcm: &[i16], slot: &mut [u8; MAX_OPUS_PACKET]) -> Option<usize> {
-    p.parts.encoder.encode(pcm, slot).ok()
+    p.parts.encoder.as_mut()?.encode(pcm, slot).ok()
 }

@@ -58,6 +58,7 @@ fn spec(source: Box<dyn MediaSource>, ext: &str) -> JobSpec {
         epoch: 1,
         buffer_ms: 400,
         resample: Default::default(),
+        encoder_complexity: 10,
     }
 }
 

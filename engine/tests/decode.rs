@@ -73,6 +73,7 @@ pub fn decode_input(
         epoch: 1,
         buffer_ms: 400,
         resample: quaver_engine::decode::pcm::ResampleQuality::High,
+        encoder_complexity: 10,
     };
     let _handle = pool.submit(spec, Box::new(move |r| drop(tx.send(r))));
     let (mut reader, passthrough): (FrameReader, bool) =

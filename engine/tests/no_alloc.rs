@@ -124,7 +124,8 @@ fn ticks_neither_allocate_nor_free() {
 }
 
 /// The same with libopus doing the work: passthrough, decode + volume + re-encode of
-/// Opus frames, and encoding of PCM frames.
+/// Opus frames, and encoding of PCM frames, with the codecs arriving as they do from
+/// the control plane and the decode pool.
 #[test]
 fn ticks_with_real_opus_neither_allocate_nor_free() {
     use quaver_engine::codec::FrameEncoder;
@@ -151,13 +152,20 @@ fn ticks_with_real_opus_neither_allocate_nor_free() {
         let parts = NewPlayer {
             key,
             shared: Arc::default(),
-            encoder: Box::new(OpusEncoder::new(10).unwrap()),
-            decoder: Box::new(OpusDecoder::new().unwrap()),
+            // Without codecs, as the control plane creates players: the PCM ones
+            // get an encoder through their ring, the re-volumed one by command.
+            encoder: None,
+            decoder: None,
             output: Some(Box::new(out)),
             stuck_after_ticks: 1000,
         };
         r.send(ControlToEngine::Add(Box::new(parts)));
         let (mut w, frames) = frame_ring(1 << 20);
+        if index % 2 == 1 {
+            w.offer_encoder(Box::new(OpusEncoder::new(10).unwrap()))
+                .ok()
+                .unwrap();
+        }
         for _ in 0..100 {
             if index % 2 == 0 {
                 let n = enc.encode(&pcm, &mut packet).unwrap();
@@ -172,16 +180,33 @@ fn ticks_with_real_opus_neither_allocate_nor_free() {
             epoch: 1,
         });
         if index == 2 {
+            r.send(ControlToEngine::Codecs {
+                key,
+                encoder: Box::new(OpusEncoder::new(10).unwrap()),
+                decoder: Box::new(OpusDecoder::new().unwrap()),
+            });
             r.send(ControlToEngine::Volume { key, volume: 60 });
         }
         writers.push(w);
     }
-    r.tick();
+    // A spare set for a PCM player that has its encoder: the encoder comes back
+    // retired, through the event queue, inside the measured ticks.
+    let spare = ControlToEngine::Codecs {
+        key: PlayerKey {
+            index: 1,
+            generation: 1,
+        },
+        encoder: Box::new(OpusEncoder::new(10).unwrap()),
+        decoder: Box::new(OpusDecoder::new().unwrap()),
+    };
     measured(|| {
+        assert_eq!(r.tick(), 4, "codecs taken from the rings");
+        let _ = r.commands.push(spare);
         for _ in 0..80 {
             assert_eq!(r.tick(), 4);
         }
     });
+    drop(r.events());
     assert_eq!(
         (count(&ALLOCS), count(&FREES)),
         (0, 0),
@@ -220,8 +245,8 @@ fn ticks_with_voice_output_neither_allocate_nor_free() {
         r.send(ControlToEngine::Add(Box::new(NewPlayer {
             key,
             shared: Arc::default(),
-            encoder: Box::new(TagEncoder),
-            decoder: Box::new(ConstDecoder(Arc::default())),
+            encoder: Some(Box::new(TagEncoder)),
+            decoder: Some(Box::new(ConstDecoder(Arc::default()))),
             output: Some(Box::new(out)),
             stuck_after_ticks: 100_000,
         })));

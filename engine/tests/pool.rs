@@ -60,8 +60,8 @@ fn real_threads_pace_and_deliver_a_whole_track() {
     let parts = NewPlayer {
         key: placement.key,
         shared: shared.clone(),
-        encoder: Box::new(TagEncoder),
-        decoder: Box::new(ConstDecoder(Arc::default())),
+        encoder: Some(Box::new(TagEncoder)),
+        decoder: Some(Box::new(ConstDecoder(Arc::default()))),
         output: Some(Box::new(out)),
         stuck_after_ticks: 500,
     };

@@ -153,6 +153,56 @@ fn volume_switches_opus_to_decode_and_encode_and_back() {
     );
 }
 
+/// Players start without codecs: a PCM track brings its encoder through the ring, a
+/// volume gets both by command (a spare comes back retired), and until then Opus
+/// passes through unprocessed rather than not at all.
+#[test]
+fn codecs_arrive_when_needed_and_spares_come_back() {
+    let mut r = rig(1);
+    let (key, mut captured) = r.add_bare(0);
+    let (mut w, frames) = frame_ring(256 * 1024);
+    r.send(ControlToEngine::Play {
+        key,
+        frames,
+        epoch: 1,
+    });
+    r.send(ControlToEngine::Volume { key, volume: 50 });
+    w.write(RecordKind::Opus, 1, &opus(10)).unwrap();
+    r.tick();
+    assert_eq!(captured.drain(), vec![opus(10)], "no codecs: as it came");
+
+    let pcm: Vec<u8> = std::iter::repeat_n(10000i16.to_ne_bytes(), 1920)
+        .flatten()
+        .collect();
+    w.offer_encoder(Box::new(TagEncoder)).ok().unwrap();
+    w.write(RecordKind::Pcm, 1, &pcm).unwrap();
+    r.tick();
+    let got = captured.drain();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0][0], 0xEE, "encoded with the offered encoder");
+
+    r.send(ControlToEngine::Codecs {
+        key,
+        encoder: Box::new(TagEncoder),
+        decoder: Box::new(ConstDecoder(r.decodes.clone())),
+    });
+    w.write(RecordKind::Opus, 1, &opus(20)).unwrap();
+    r.tick();
+    let got = captured.drain();
+    assert_eq!(got[0][0], 0xEE, "decoded, scaled and re-encoded");
+    assert!(r.decodes.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let retired: Vec<&str> = r
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            EngineToControl::Retired(Retired::Encoder(_)) => Some("encoder"),
+            EngineToControl::Retired(Retired::Decoder(_)) => Some("decoder"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retired, ["encoder"], "the player had an encoder already");
+}
+
 #[test]
 fn pcm_frames_are_scaled_and_encoded() {
     let mut r = rig(1);

@@ -263,8 +263,8 @@ fn worker_sends_silence_after_stop() {
     r.send(ControlToEngine::Add(Box::new(NewPlayer {
         key,
         shared: Arc::default(),
-        encoder: Box::new(TagEncoder),
-        decoder: Box::new(ConstDecoder(Arc::default())),
+        encoder: Some(Box::new(TagEncoder)),
+        decoder: Some(Box::new(ConstDecoder(Arc::default()))),
         output: Some(Box::new(out)),
         stuck_after_ticks: 1000,
     })));

@@ -47,14 +47,19 @@ impl NodeProcess {
         std::fs::write(&config_path, config(port)).unwrap();
         let log = std::fs::File::create(dir.join("quaver.log")).unwrap();
         let taskset = std::path::Path::new("/usr/bin/taskset");
-        let mut command = match cpu {
-            Some(cpu) if taskset.exists() => {
-                let mut c = std::process::Command::new(taskset);
-                c.args(["-c", &cpu.to_string(), BINARY]);
-                c
-            }
-            _ => std::process::Command::new(BINARY),
-        };
+        // `QUAVER_NODE_WRAPPER="heaptrack -o /tmp/node"` runs the node under a profiler
+        // (the pid, and so the node's CPU and RSS figures, are then the wrapper's).
+        let wrapper = std::env::var("QUAVER_NODE_WRAPPER").unwrap_or_default();
+        let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_owned).collect();
+        if let Some(cpu) = cpu.filter(|_| taskset.exists()) {
+            words.splice(
+                0..0,
+                [taskset.display().to_string(), "-c".into(), cpu.to_string()],
+            );
+        }
+        words.push(BINARY.to_owned());
+        let mut command = std::process::Command::new(&words[0]);
+        command.args(&words[1..]);
         let child = command
             .arg("--config")
             .arg(&config_path)

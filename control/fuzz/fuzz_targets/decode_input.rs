@@ -73,6 +73,7 @@ pub fn run(data: &[u8]) {
         epoch: 0,
         buffer_ms: 400,
         resample: Default::default(),
+        encoder_complexity: 10,
     };
     let _job = pool().submit(spec, Box::new(move |r| drop(tx.send(r))));
     let mut reader = match rx.recv_timeout(LIMIT) {

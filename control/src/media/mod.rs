@@ -280,9 +280,6 @@ impl AudioFactory for Arc<Media> {
             .engine
             .reserve()
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let encoder = OpusEncoder::new(self.settings.opus_quality)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let decoder = OpusDecoder::new().map_err(|e| ApiError::internal(e.to_string()))?;
         let shared = Arc::new(PlayerShared::default());
         let stuck_after_ticks = (self.settings.stuck_threshold_ms
             / quaver_engine::audio::FRAME_MS as u64)
@@ -290,8 +287,8 @@ impl AudioFactory for Arc<Media> {
         let parts = NewPlayer {
             key: placement.key,
             shared: shared.clone(),
-            encoder: Box::new(encoder),
-            decoder: Box::new(decoder),
+            encoder: None,
+            decoder: None,
             output: None,
             stuck_after_ticks,
         };
@@ -314,6 +311,7 @@ impl AudioFactory for Arc<Media> {
             shared,
             job: None,
             voice: None,
+            codecs_sent: false,
         }))
     }
 }
@@ -328,6 +326,8 @@ pub struct EngineAudio {
     shared: Arc<PlayerShared>,
     job: Option<JobHandle>,
     voice: Option<Box<dyn VoiceHandle>>,
+    /// Whether the engine player got its Opus codecs (see [`Self::ensure_codecs`]).
+    codecs_sent: bool,
 }
 
 impl std::fmt::Debug for EngineAudio {
@@ -342,6 +342,30 @@ impl std::fmt::Debug for EngineAudio {
 impl EngineAudio {
     fn send(&self, cmd: ControlToEngine) {
         self.media.send(self.placement.thread, cmd);
+    }
+
+    /// Sends the engine player an Opus encoder and decoder before the first volume or
+    /// filter that makes it decode and re-encode Opus: players are created without
+    /// them (an Opus passthrough player at unity volume never uses their ~75 KB), and
+    /// the tick cannot make them. Once sent they stay for the player's life.
+    fn ensure_codecs(&mut self) {
+        if self.codecs_sent {
+            return;
+        }
+        let codecs = OpusEncoder::new(self.media.settings.opus_quality)
+            .and_then(|e| Ok((e, OpusDecoder::new()?)));
+        match codecs {
+            Ok((encoder, decoder)) => {
+                self.codecs_sent = true;
+                self.send(ControlToEngine::Codecs {
+                    key: self.placement.key,
+                    encoder: Box::new(encoder),
+                    decoder: Box::new(decoder),
+                });
+            }
+            // The tick then passes Opus through unprocessed.
+            Err(e) => tracing::error!("cannot create the Opus codecs: {e}"),
+        }
     }
 
     fn stop_job(&mut self) {
@@ -413,6 +437,7 @@ impl PlayerAudio for EngineAudio {
             epoch,
             buffer_ms: self.media.settings.buffer_ms,
             resample: self.media.settings.resample,
+            encoder_complexity: self.media.settings.opus_quality,
         };
         let report = Box::new(move |report| {
             let _ = tx.send(MediaEvent::Decode {
@@ -447,6 +472,9 @@ impl PlayerAudio for EngineAudio {
     }
 
     fn set_volume(&mut self, volume: u16) {
+        if volume != 100 {
+            self.ensure_codecs();
+        }
         self.send(ControlToEngine::Volume {
             key: self.placement.key,
             volume,
@@ -457,6 +485,9 @@ impl PlayerAudio for EngineAudio {
     /// The filter DSP itself is not in the engine yet: the chain is stored and echoed,
     /// and the re-encoded audio is otherwise unchanged.
     fn set_filters(&mut self, filters: &Filters) {
+        if filters.is_active() {
+            self.ensure_codecs();
+        }
         self.send(ControlToEngine::Process {
             key: self.placement.key,
             active: filters.is_active(),

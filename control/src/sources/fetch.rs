@@ -25,6 +25,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::http::HttpTimeouts;
+use super::http_get::{HttpGet, Response};
 
 /// Reconnections in a row (without a byte in between) before a stream fails.
 const MAX_RETRIES: u32 = 3;
@@ -87,7 +88,8 @@ impl Drop for IoThreads {
 pub struct Fetcher {
     /// Held so the threads live as long as any clone (stopped on the last drop).
     _io: Arc<IoThreads>,
-    lanes: Arc<[(Handle, reqwest::Client)]>,
+    lanes: Arc<[Handle]>,
+    client: HttpGet,
     next: Arc<AtomicUsize>,
     timeouts: HttpTimeouts,
 }
@@ -101,37 +103,14 @@ impl std::fmt::Debug for Fetcher {
     }
 }
 
-/// A client for one I/O thread: HTTP/1.1, TLS trusting the web PKI roots, our user
-/// agent.
-fn client(timeouts: HttpTimeouts) -> Result<reqwest::Client, String> {
-    let tls = crate::tls::client_config(crate::tls::web_pki_roots())?;
-    reqwest::Client::builder()
-        .connect_timeout(timeouts.connect)
-        .user_agent(concat!("Quaver/", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
-}
-
 impl Fetcher {
     /// A fetcher on `io`'s threads.
     pub fn new(io: IoThreads, timeouts: HttpTimeouts) -> std::io::Result<Fetcher> {
-        let lanes = io
-            .handles
-            .iter()
-            .map(|h| {
-                // reqwest builds its connector (and DNS resolver) for the runtime it is
-                // entered on.
-                let _entered = h.enter();
-                Ok((h.clone(), client(timeouts)?))
-            })
-            .collect::<Result<Vec<(Handle, reqwest::Client)>, String>>()
-            .map_err(std::io::Error::other)?;
+        let client = HttpGet::new(timeouts).map_err(std::io::Error::other)?;
         Ok(Fetcher {
+            lanes: io.handles.clone().into(),
             _io: Arc::new(io),
-            lanes: lanes.into(),
+            client,
             next: Arc::new(AtomicUsize::new(0)),
             timeouts,
         })
@@ -146,15 +125,14 @@ impl Fetcher {
             Arc::new(move || wake.notify_one()),
         ));
         let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        let (handle, client) = &self.lanes[lane];
         let task = Fetch {
-            client: client.clone(),
+            client: self.client.clone(),
             url,
             buffer: buffer.clone(),
             notify,
             timeouts: self.timeouts,
         };
-        handle.spawn(task.run());
+        self.lanes[lane].spawn(task.run());
         buffer
     }
 }
@@ -162,14 +140,14 @@ impl Fetcher {
 /// An open connection: its response, the offset of its next byte, bytes it delivered
 /// that the full cache could not take yet, and when it last made progress.
 struct Connection {
-    response: reqwest::Response,
+    response: Response,
     at: u64,
     pending: Bytes,
     progress: Instant,
 }
 
 struct Fetch {
-    client: reqwest::Client,
+    client: HttpGet,
     url: String,
     buffer: Arc<StreamBuffer>,
     notify: Arc<Notify>,
@@ -277,21 +255,15 @@ impl Fetch {
     /// Opens a connection at `at` (a `Range` request unless 0) and reports it to the
     /// buffer, with the head on the first one.
     async fn connect(&self, at: u64) -> Result<Connection, ConnectError> {
-        let mut request = self.client.get(&self.url);
-        if at > 0 {
-            request = request.header(reqwest::header::RANGE, format!("bytes={at}-"));
-        }
-        let response = tokio::time::timeout(self.timeouts.socket, request.send())
+        let response = self
+            .client
+            .get(&self.url, at)
             .await
-            .map_err(|_| ConnectError {
-                message: "the server did not answer (socket timeout)".into(),
-                fatal: false,
-            })?
             .map_err(|e| ConnectError {
-                message: describe(&e),
+                message: e.to_string(),
                 fatal: false,
             })?;
-        let status = response.status().as_u16();
+        let status = response.status.as_u16();
         if !(200..300).contains(&status) {
             return Err(ConnectError {
                 message: format!("Not success status code: {status}"),
@@ -315,18 +287,14 @@ impl Fetch {
 }
 
 /// What a response says about the whole body.
-fn head_of(response: &reqwest::Response, at: u64) -> StreamHead {
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let content_length = header("content-length").and_then(|v| v.parse::<u64>().ok());
-    let length = if response.status().as_u16() == 206 {
+fn head_of(response: &Response, at: u64) -> StreamHead {
+    let content_length = response
+        .header("content-length")
+        .and_then(|v| v.parse::<u64>().ok());
+    let length = if response.status.as_u16() == 206 {
         // `Content-Range: bytes a-b/total`
-        header("content-range")
+        response
+            .header("content-range")
             .and_then(|v| v.rsplit('/').next())
             .and_then(|t| t.parse().ok())
             .or(content_length.map(|l| l + at))
@@ -334,44 +302,15 @@ fn head_of(response: &reqwest::Response, at: u64) -> StreamHead {
         content_length
     };
     let icy = response
-        .headers()
+        .headers
         .keys()
         .any(|k| k.as_str().starts_with("icy-"));
     StreamHead {
         length,
         seekable: length.is_some()
             && !icy
-            && header("accept-ranges").is_some_and(|v| v.eq_ignore_ascii_case("bytes")),
-    }
-}
-
-/// A request error in a sentence, with its causes (reqwest's own message is terse).
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    /// Our TLS configuration needs no process-wide default provider (reqwest panics
-    /// building a client without either).
-    #[test]
-    fn the_client_builds_with_our_tls() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _e = rt.enter();
-        super::client(super::HttpTimeouts {
-            connect: std::time::Duration::from_secs(1),
-            socket: std::time::Duration::from_secs(1),
-        })
-        .expect("the client builds");
+            && response
+                .header("accept-ranges")
+                .is_some_and(|v| v.eq_ignore_ascii_case("bytes")),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod fetch;
 pub mod http;
+pub mod http_get;
 pub mod http_stream;
 pub mod local;
 pub mod playlist;

@@ -19,7 +19,7 @@ use super::pcm::{Framer, ResampleQuality};
 use super::stream::{StreamInput, LOW_WATER, OPEN_MARGIN};
 use crate::audio::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::codec::FrameDecoder;
-use crate::opus::OpusDecoder;
+use crate::opus::{OpusDecoder, OpusEncoder};
 use crate::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BYTES};
 
 /// Bytes budgeted per buffered passthrough frame (Opus at 128 kbps is ~320 B).
@@ -114,6 +114,8 @@ pub struct JobSpec {
     pub buffer_ms: u64,
     /// `resamplingQuality` for sources not at 48 kHz.
     pub resample: ResampleQuality,
+    /// `opusEncodingQuality` (0–10) of the encoder a PCM track hands the tick.
+    pub encoder_complexity: u8,
 }
 
 impl std::fmt::Debug for JobSpec {
@@ -171,7 +173,13 @@ pub struct Job {
     /// MPEG audio (MP3 and its kin), which seeks without an index.
     mpeg_audio: bool,
     passthrough: bool,
+    /// An Opus track: its packets pass through, except the few that must be decoded
+    /// (not 20 ms long, or cut by a seek), with `opus`, made the first time.
+    is_opus: bool,
     opus: Option<OpusDecoder>,
+    /// Whether the tick got an encoder for this track's PCM records yet.
+    encoder_offered: bool,
+    encoder_complexity: u8,
     framer: Framer,
     writer: FrameWriter,
     epoch: u32,
@@ -232,9 +240,15 @@ impl Job {
             epoch,
             buffer_ms,
             resample,
+            encoder_complexity,
         } = spec;
-        let open =
-            |source| Self::open_source(source, extension.as_deref(), epoch, buffer_ms, resample);
+        let open = |source| {
+            Self::open_source(source, extension.as_deref(), epoch, buffer_ms, resample)
+                .map(|(mut job, ready)| {
+                    job.encoder_complexity = encoder_complexity;
+                    (job, ready)
+                })
+        };
         let (mut job, ready) = match input {
             Input::Open(opener) => {
                 open(opener().map_err(OpenFailure::Failed)?).map_err(OpenFailure::Failed)?
@@ -252,6 +266,7 @@ impl Job {
                         epoch,
                         buffer_ms,
                         resample,
+                        encoder_complexity,
                     }));
                 }
                 let mut opened = result.map_err(|message| {
@@ -304,13 +319,13 @@ impl Job {
         let track_id = track.id;
         let rate = params.sample_rate.unwrap_or(SAMPLE_RATE);
         let is_opus = params.codec == CODEC_TYPE_OPUS;
-        let (decoder, opus) = if is_opus {
-            (None, Some(OpusDecoder::new().map_err(|e| e.to_string())?))
+        let decoder = if is_opus {
+            None
         } else {
             let d = symphonia::default::get_codecs()
                 .make(&params, &DecoderOptions::default())
                 .map_err(|e| describe(&e))?;
-            (Some(d), None)
+            Some(d)
         };
         let passthrough = is_opus;
         let frames = (buffer_ms.min(MAX_RING_MS) / FRAME_MS as u64).max(10) as usize;
@@ -333,7 +348,10 @@ impl Job {
             decoder,
             track_id,
             passthrough,
-            opus,
+            is_opus,
+            opus: None,
+            encoder_offered: false,
+            encoder_complexity: 10,
             framer: Framer::new(if is_opus { SAMPLE_RATE } else { rate }, resample)?,
             writer,
             epoch,
@@ -534,6 +552,14 @@ impl Job {
                 let written = match p {
                     Pending::Opus(bytes) => self.writer.write(RecordKind::Opus, self.epoch, bytes),
                     Pending::Pcm(frame) => {
+                        if !self.encoder_offered {
+                            self.encoder_offered = true;
+                            // libopus cannot fail with these parameters; if it did, the
+                            // tick would null the frames and the track end stuck.
+                            if let Ok(e) = OpusEncoder::new(self.encoder_complexity) {
+                                let _ = self.writer.offer_encoder(Box::new(e));
+                            }
+                        }
                         self.writer
                             .write(RecordKind::Pcm, self.epoch, as_bytes(frame))
                     }
@@ -642,7 +668,7 @@ impl Job {
                 d.reset();
             }
         }
-        if let Some(opus) = &mut self.opus {
+        if self.is_opus {
             let data = packet.buf();
             if data.is_empty() {
                 return Err("an empty Opus packet".into());
@@ -670,6 +696,12 @@ impl Job {
             }
             // Not a 20 ms packet (or mid-skip): decode it and frame the PCM instead.
             let mut pcm = vec![0i16; 5760 * 2];
+            let opus = match &mut self.opus {
+                Some(d) => d,
+                None => self
+                    .opus
+                    .insert(OpusDecoder::new().map_err(|e| e.to_string())?),
+            };
             let n = opus
                 .decode(data, &mut pcm)
                 .map_err(|_| "invalid Opus packet".to_string())?;

@@ -435,6 +435,7 @@ mod tests {
             epoch: 0,
             buffer_ms: 1000,
             resample: pcm::ResampleQuality::default(),
+            encoder_complexity: 10,
         }
     }
 

@@ -69,13 +69,33 @@ impl Rig {
         let parts = NewPlayer {
             key,
             shared: shared.clone(),
-            encoder: Box::new(TagEncoder),
-            decoder: Box::new(ConstDecoder(self.decodes.clone())),
+            encoder: Some(Box::new(TagEncoder)),
+            decoder: Some(Box::new(ConstDecoder(self.decodes.clone()))),
             output: Some(Box::new(out)),
             stuck_after_ticks,
         };
         self.send(ControlToEngine::Add(Box::new(parts)));
         (key, shared, captured)
+    }
+
+    /// Installs a player in slot `index` with a capture output and no codecs, as the
+    /// control plane creates them.
+    pub fn add_bare(&mut self, index: u32) -> (PlayerKey, Captured) {
+        let key = PlayerKey {
+            index,
+            generation: 1,
+        };
+        let (out, captured) = capture(1 << 20);
+        let parts = NewPlayer {
+            key,
+            shared: Arc::default(),
+            encoder: None,
+            decoder: None,
+            output: Some(Box::new(out)),
+            stuck_after_ticks: 1000,
+        };
+        self.send(ControlToEngine::Add(Box::new(parts)));
+        (key, captured)
     }
 
     /// Starts `key` on a fresh ring holding Opus records `first..first + n` (each packet is
