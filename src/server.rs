@@ -51,6 +51,9 @@ pub struct AudioSetup {
     pub local: Option<Vec<PathBuf>>,
     /// `lavalink.server.sources.http`, with `lavalink.server.timeouts.*`.
     pub http: Option<HttpTimeouts>,
+    /// `quaver.sources.ioThreads`: threads fetching network tracks (async: one serves
+    /// thousands of streams; see `control/src/sources/fetch.rs`).
+    pub io_threads: usize,
 }
 
 impl std::fmt::Debug for AudioSetup {
@@ -96,10 +99,6 @@ pub fn discord_voice(
     }
 }
 
-/// Threads that fetch network tracks (async: one serves thousands of streams; see
-/// `control/src/sources/fetch.rs`).
-const IO_THREADS: usize = 1;
-
 /// The audio setup the configuration describes.
 pub fn audio_setup(config: &Config) -> AudioSetup {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -134,6 +133,7 @@ pub fn audio_setup(config: &Config) -> AudioSetup {
             connect: Duration::from_millis(l.timeouts.connect_timeout_ms),
             socket: Duration::from_millis(l.timeouts.socket_timeout_ms),
         }),
+        io_threads: q.io_threads,
     }
 }
 
@@ -275,7 +275,7 @@ impl Running {
         }
         // Lavalink registers the HTTP source last: it claims any URL.
         if let Some(timeouts) = audio.http {
-            let io = IoThreads::start(IO_THREADS)?;
+            let io = IoThreads::start(audio.io_threads)?;
             sources.push(Box::new(HttpSource::new(
                 timeouts,
                 Fetcher::new(io, timeouts)?,

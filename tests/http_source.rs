@@ -124,9 +124,11 @@ async fn http_tracks_play_and_seek_without_downloading_again() {
         .unwrap();
     assert_eq!(end["reason"], "finished", "{end}");
     let packets = node.captures.take(GUILD).len();
+    // The last 1 s (50 packets) in full, after what played before the seek (about
+    // 0.3 s, less when a busy machine started the track late); 100 without the seek.
     assert!(
-        (55..=80).contains(&packets),
-        "0.3 s + the last 1 s: {packets} packets"
+        (50..=80).contains(&packets),
+        "up to 0.3 s + the last 1 s: {packets} packets"
     );
     let full = media.stats.requests.load(Ordering::Relaxed)
         - media.stats.range_requests.load(Ordering::Relaxed);

@@ -136,7 +136,9 @@ impl FrameWriter {
         &mut self,
         encoder: Box<dyn FrameEncoder>,
     ) -> Result<(), Box<dyn FrameEncoder>> {
-        self.encoder.push(encoder).map_err(|rtrb::PushError::Full(e)| e)
+        self.encoder
+            .push(encoder)
+            .map_err(|rtrb::PushError::Full(e)| e)
     }
 }
 

@@ -191,6 +191,7 @@ impl Default for QuaverConfig {
             voice_dave: true,
             voice_extra_ca_certificates: Vec::new(),
             local_roots: Vec::new(),
+            io_threads: 1,
             server_max_connections: 1_000,
             server_header_timeout_ms: 10_000,
             server_idle_timeout_ms: 10_000,

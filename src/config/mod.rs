@@ -329,6 +329,8 @@ pub struct QuaverConfig {
     pub voice_extra_ca_certificates: Vec<PathBuf>,
     /// `quaver.sources.localRoots`: directories the local source may read, default none.
     pub local_roots: Vec<PathBuf>,
+    /// `quaver.sources.ioThreads`: threads fetching network tracks, default 1.
+    pub io_threads: usize,
     /// `quaver.server.maxConnections`: most unauthenticated connections, default 1000.
     pub server_max_connections: usize,
     /// `quaver.server.headerTimeoutMs`: time to send a request head before

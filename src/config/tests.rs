@@ -112,6 +112,7 @@ fn full_lavalink_file_loads_without_warnings() {
         q.local_roots,
         [PathBuf::from("/srv/music"), PathBuf::from("/srv/jingles")]
     );
+    assert_eq!(q.io_threads, 2);
     assert_eq!(q.server_max_connections, 500);
     assert_eq!(q.server_header_timeout_ms, 5_000);
     assert_eq!(q.server_idle_timeout_ms, 15_000);
@@ -554,5 +555,5 @@ fn documented_environment_names_reach_their_keys() {
 
 #[test]
 fn key_count() {
-    assert_eq!(KEYS.len(), 88);
+    assert_eq!(KEYS.len(), 89);
 }

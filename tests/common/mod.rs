@@ -109,6 +109,7 @@ pub fn test_audio(outputs: Arc<Captures>) -> AudioSetup {
             connect: Duration::from_secs(2),
             socket: Duration::from_secs(2),
         }),
+        io_threads: 1,
     }
 }
 

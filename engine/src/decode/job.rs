@@ -243,11 +243,12 @@ impl Job {
             encoder_complexity,
         } = spec;
         let open = |source| {
-            Self::open_source(source, extension.as_deref(), epoch, buffer_ms, resample)
-                .map(|(mut job, ready)| {
+            Self::open_source(source, extension.as_deref(), epoch, buffer_ms, resample).map(
+                |(mut job, ready)| {
                     job.encoder_complexity = encoder_complexity;
                     (job, ready)
-                })
+                },
+            )
         };
         let (mut job, ready) = match input {
             Input::Open(opener) => {
