@@ -263,9 +263,10 @@ fn a_panic_before_any_audio_fails_the_track_as_not_loaded() {
 #[test]
 fn a_panic_while_seeking_fails_the_track_in_the_new_epoch() {
     let pool = DecodePool::start(1).unwrap();
-    // Opening does not seek the source (it reads a WAV header front to back); the
-    // seek command's seek is the first, and it panics.
-    match play(&pool, faulty(Fault::SeekAfter(0)), "wav", true) {
+    // Opening seeks the source once (back to the start after looking for an Ogg
+    // page, then it reads a WAV header front to back); the seek command's seek is the
+    // second, and it panics.
+    match play(&pool, faulty(Fault::SeekAfter(1)), "wav", true) {
         Outcome::Failed { epoch, message, .. } => {
             assert_eq!(epoch, 2, "the record is of the seek's epoch");
             assert!(message.contains("a seek"), "{message}");

@@ -20,6 +20,8 @@ use super::stream::{StreamInput, LOW_WATER, OPEN_MARGIN};
 use crate::audio::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::codec::FrameDecoder;
 use crate::opus::{OpusDecoder, OpusEncoder};
+
+use super::ogg_opus::{OggOpusReader, Opened};
 use crate::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BYTES};
 
 /// Bytes budgeted per buffered passthrough frame (Opus at 128 kbps is ~320 B).
@@ -294,23 +296,32 @@ impl Job {
         buffer_ms: u64,
         resample: ResampleQuality,
     ) -> Result<(Job, JobReport), String> {
-        let mss = MediaSourceStream::new(source, Default::default());
-        let mut hint = Hint::new();
-        if let Some(ext) = extension {
-            hint.with_extension(ext);
-        }
-        let probed = symphonia::default::get_probe()
-            .format(
-                &hint,
-                mss,
-                &FormatOptions {
-                    enable_gapless: true,
-                    ..Default::default()
-                },
-                &MetadataOptions::default(),
-            )
-            .map_err(|e| describe(&e))?;
-        let format = probed.format;
+        // Ogg Opus (the passthrough format) has a reader of our own that keeps no
+        // 128 KiB ring; everything else goes through symphonia's probe.
+        let opened = OggOpusReader::open(source)
+            .map_err(|e| format!("I/O error while reading the track: {e}"))?;
+        let format: Box<dyn FormatReader> = match opened {
+            Opened::OggOpus(reader) => Box::new(reader),
+            Opened::Other(source) => {
+                let mss = MediaSourceStream::new(source, Default::default());
+                let mut hint = Hint::new();
+                if let Some(ext) = extension {
+                    hint.with_extension(ext);
+                }
+                symphonia::default::get_probe()
+                    .format(
+                        &hint,
+                        mss,
+                        &FormatOptions {
+                            enable_gapless: true,
+                            ..Default::default()
+                        },
+                        &MetadataOptions::default(),
+                    )
+                    .map_err(|e| describe(&e))?
+                    .format
+            }
+        };
         let track = format
             .tracks()
             .iter()

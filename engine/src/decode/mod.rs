@@ -24,6 +24,7 @@
 
 pub mod guard;
 mod job;
+pub mod ogg_opus;
 pub mod pcm;
 pub mod probe;
 pub mod stream;
