@@ -27,10 +27,12 @@ use crate::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BY
 /// Bytes budgeted per buffered passthrough frame (Opus at 128 kbps is ~320 B).
 const OPUS_RECORD_BUDGET: usize = 7 + 512;
 /// The frame ring covers decode scheduling only (a decode thread visits a job at
-/// least every [`REST`](super::REST) plus one pass over its other jobs); read-ahead
-/// against network stalls lives in the compressed bytes of a network stream. At most
-/// this much decoded audio is buffered, whatever `frameBufferDurationMs` says.
-const MAX_RING_MS: u64 = 1_000;
+/// least every [`REST`](super::REST) plus one pass over its other jobs, and refills
+/// it when a quarter is free); read-ahead against network stalls lives in the
+/// compressed bytes of a network stream. At most this much decoded audio is
+/// buffered, whatever `frameBufferDurationMs` says: half a second is five rests, and
+/// a transcoding player's PCM ring is 96 KB instead of 192 KB at 1 s.
+const MAX_RING_MS: u64 = 500;
 /// Attempts of one open or seek (each replays from its start once the bytes it
 /// starved on arrived) before the track fails.
 const MAX_ATTEMPTS: u32 = 200;

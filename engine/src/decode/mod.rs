@@ -47,8 +47,9 @@ const FRAMES_PER_TURN: usize = 8;
 /// Sleep when every ring is full or no job exists.
 const IDLE_SLEEP: Duration = Duration::from_millis(5);
 /// How long a job with a full ring rests before its ring is looked at again. A ring
-/// holds at least a few seconds and refills when a quarter is free, so even the
-/// largest Opus packets leave half a second before the refill is due.
+/// holds half a second and refills when a quarter is free, so a rest ends with
+/// over a quarter of a second still queued (for Opus packets of at most 512 bytes;
+/// larger ones fill the ring sooner, and at least 10 frames fit).
 const REST: Duration = Duration::from_millis(100);
 /// A parked job (waiting for network bytes) is woken by its stream when they arrive;
 /// this look at it notices a stalled server (see [`stream::STALL_GRACE`]).
