@@ -26,6 +26,7 @@ pub mod batch;
 pub mod clock;
 pub mod codec;
 pub mod decode;
+pub mod handle;
 pub mod message;
 pub mod opus;
 pub mod output;
@@ -38,6 +39,7 @@ pub mod transport;
 pub mod volume;
 pub mod worker;
 
-pub use pool::{Engine, EngineConfig, EngineFull, Placement};
+pub use handle::{AddPlayerError, PlayerCommand, PlayerCommands, PlayerHandle};
+pub use pool::{Engine, EngineConfig, EngineFull, Placement, QueueFull};
 pub use runner::RunnerStats;
 pub use worker::Worker;

@@ -49,8 +49,9 @@ pub struct EngineFull {
 #[error("the audio engine's command queue is full")]
 pub struct QueueFull;
 
-/// A reserved player slot on one thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A reserved player slot on one thread; unique across threads and reuses, so it
+/// also names the player in engine events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Placement {
     /// Index of the tick thread.
     pub thread: usize,

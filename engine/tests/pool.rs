@@ -115,6 +115,61 @@ fn real_threads_pace_and_deliver_a_whole_track() {
     engine.shutdown();
 }
 
+/// A player through its handle: built by the engine, told what to do without a thread
+/// index, its figures read from the handle, and gone from its thread (slot free,
+/// parts retired) when the handle is dropped.
+#[test]
+fn a_player_handle_commands_and_removes_its_player() {
+    use quaver_engine::message::Retired;
+    use quaver_engine::PlayerCommand;
+
+    let engine = Arc::new(Engine::start(&config(1, 1), Arc::new(SystemClock)).unwrap());
+    let player = engine.add_player(500).unwrap();
+    assert!(
+        engine.add_player(500).is_err(),
+        "the one slot is taken while the handle lives"
+    );
+    let (out, mut captured) = capture(1 << 20);
+    player
+        .send(PlayerCommand::SetOutput(Some(Box::new(out))))
+        .unwrap();
+    let (mut w, frames) = frame_ring(1 << 20);
+    for i in 0..10u8 {
+        w.write(RecordKind::Opus, 1, &[i, 9, 9]).unwrap();
+    }
+    w.write(RecordKind::End, 1, &[]).unwrap();
+    player
+        .send(PlayerCommand::Play { frames, epoch: 1 })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ended = false;
+    while !ended {
+        assert!(Instant::now() < deadline, "the track did not end");
+        std::thread::sleep(Duration::from_millis(20));
+        engine.drain_events(|_, e| {
+            ended |= matches!(e, EngineToControl::TrackEnded { .. });
+        });
+    }
+    assert_eq!(player.shared().frames_sent_in(1), 10);
+    assert_eq!(captured.drain().len(), 10);
+
+    let id = player.id();
+    drop(player);
+    let mut retired = false;
+    while !retired {
+        assert!(Instant::now() < deadline, "the player was not removed");
+        std::thread::sleep(Duration::from_millis(20));
+        engine.drain_events(|_, e| {
+            retired |= matches!(e, EngineToControl::Retired(Retired::Player(_)));
+        });
+    }
+    let again = engine.add_player(500).unwrap();
+    assert_eq!(again.id().key.index, id.key.index, "the slot was freed");
+    assert_ne!(again.id().key.generation, id.key.generation);
+    drop(again);
+    engine.shutdown();
+}
+
 /// Under a manual clock the runner ticks exactly once per 20 ms of (fake) time, and
 /// its deadlines are absolute: 50 ms at once means two ticks due, not one.
 #[test]

@@ -1,9 +1,9 @@
 //! The bridge from control-plane players to the realtime engine and the decode pool.
 //!
-//! Each player gets an [`EngineAudio`]: a reserved engine slot, the `Add` command with
-//! everything the tick thread needs (allocated here, never there), and the decode job
-//! of its current track. One task routes what comes back — engine events and decode
-//! reports — to the owning session, and drops what the engine retired.
+//! Each player gets an [`EngineAudio`]: the engine's [`PlayerHandle`] (which removes
+//! the player when dropped), its voice connection, and the decode job of its current
+//! track. One task routes what comes back — engine events and decode reports — to the
+//! owning session, and drops what the engine retired.
 
 mod output;
 mod route;
@@ -18,14 +18,14 @@ use quaver_engine::decode::stream::{Readahead, StreamInput};
 use quaver_engine::decode::{
     DecodePool, Input, JobHandle, JobReport, JobSpec, FAILED_BEFORE_AUDIO,
 };
-use quaver_engine::message::{ControlToEngine, EngineToControl, NewPlayer, TrackEnd};
+use quaver_engine::message::{EngineToControl, TrackEnd};
 use quaver_engine::opus::{OpusDecoder, OpusEncoder};
 use quaver_engine::shared::PlayerShared;
-use quaver_engine::{Engine, Placement};
+use quaver_engine::{Engine, Placement, PlayerCommand, PlayerCommands, PlayerHandle};
 use tokio::sync::mpsc;
 
 pub use output::{DaveState, NoVoice, VoiceConnector, VoiceHandle, VoiceLink, VoiceRequest};
-use route::{Route, RouteKey};
+use route::Route;
 
 use crate::audio_track::AudioTrack;
 use crate::ids::GuildId;
@@ -58,15 +58,15 @@ pub struct MediaSettings {
 enum MediaEvent {
     /// A decode job's report.
     Decode {
-        route: RouteKey,
+        route: Placement,
         epoch: u32,
         report: JobReport,
     },
     /// A voice connection's state changed: send a `playerUpdate`.
-    VoiceUpdate { route: RouteKey },
+    VoiceUpdate { route: Placement },
     /// A voice connection closed for good.
     VoiceClosed {
-        route: RouteKey,
+        route: Placement,
         code: u16,
         reason: String,
         by_remote: bool,
@@ -80,11 +80,11 @@ pub struct Media {
     settings: MediaSettings,
     voice: Arc<dyn VoiceConnector>,
     loader: Arc<TrackLoader>,
-    routes: Mutex<HashMap<RouteKey, Route>>,
+    routes: Mutex<HashMap<Placement, Route>>,
     /// Mid-track failure messages, until the engine reports the failure in order.
-    failures: Mutex<HashMap<RouteKey, String>>,
+    failures: Mutex<HashMap<Placement, String>>,
     /// Routes of destroyed players, for their last voice-closed event.
-    retired: Mutex<HashMap<RouteKey, Route>>,
+    retired: Mutex<HashMap<Placement, Route>>,
     events_tx: mpsc::UnboundedSender<MediaEvent>,
 }
 
@@ -127,16 +127,10 @@ impl Media {
         &self.engine
     }
 
-    fn send(&self, thread: usize, cmd: ControlToEngine) {
-        if let Err((e, _)) = self.engine.send(thread, cmd) {
-            tracing::error!(error = %e, thread, "engine command dropped");
-        }
-    }
-
-    fn route(&self, key: RouteKey) -> Option<(Arc<Session>, GuildId, Placement)> {
+    fn route(&self, key: Placement) -> Option<(Arc<Session>, GuildId, PlayerCommands)> {
         let routes = self.routes.lock();
         let r = routes.get(&key)?;
-        Some((r.session.upgrade()?, r.guild, r.placement))
+        Some((r.session.upgrade()?, r.guild, r.player.clone()))
     }
 
     fn on_engine_event(&self, thread: usize, event: EngineToControl) {
@@ -145,11 +139,7 @@ impl Media {
             EngineToControl::TrackEnded { key, epoch, end } => (key, epoch, Some(end)),
             EngineToControl::Stuck { key, epoch } => (key, epoch, None),
         };
-        let route = RouteKey {
-            thread,
-            index: key.index,
-            generation: key.generation,
-        };
+        let route = Placement { thread, key };
         let Some((session, guild, _)) = self.route(route) else {
             return;
         };
@@ -200,25 +190,22 @@ impl Media {
 
     /// Routes of destroyed players stay known briefly, so their final
     /// `WebSocketClosedEvent` still reaches the client.
-    fn retired_route(&self, route: RouteKey) -> Option<(Arc<Session>, GuildId, Placement)> {
+    fn retired_route(&self, route: Placement) -> Option<(Arc<Session>, GuildId, PlayerCommands)> {
         let r = self.retired.lock().remove(&route)?;
-        Some((r.session.upgrade()?, r.guild, r.placement))
+        Some((r.session.upgrade()?, r.guild, r.player))
     }
 
-    fn on_decode_report(&self, route: RouteKey, epoch: u32, report: JobReport) {
-        let Some((session, guild, placement)) = self.route(route) else {
+    fn on_decode_report(&self, route: Placement, epoch: u32, report: JobReport) {
+        let Some((session, guild, player)) = self.route(route) else {
             return;
         };
         match report {
             JobReport::Ready { frames, .. } => match session.current_epoch(guild, epoch) {
-                Some(epoch) => self.send(
-                    placement.thread,
-                    ControlToEngine::Play {
-                        key: placement.key,
-                        frames,
-                        epoch,
-                    },
-                ),
+                Some(epoch) => {
+                    if let Err(e) = player.send(PlayerCommand::Play { frames, epoch }) {
+                        tracing::error!(error = %e, ?route, "the track's frames were dropped");
+                    }
+                }
                 None => drop(frames),
             },
             JobReport::LoadFailed(message) => {
@@ -276,39 +263,29 @@ impl AudioFactory for Arc<Media> {
         session: &Arc<Session>,
         guild: GuildId,
     ) -> Result<Box<dyn PlayerAudio>, ApiError> {
-        let placement = self
-            .engine
-            .reserve()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let shared = Arc::new(PlayerShared::default());
         let stuck_after_ticks = (self.settings.stuck_threshold_ms
             / quaver_engine::audio::FRAME_MS as u64)
             .max(1) as u32;
-        let parts = NewPlayer {
-            key: placement.key,
-            shared: shared.clone(),
-            encoder: None,
-            decoder: None,
-            output: None,
-            stuck_after_ticks,
-        };
-        self.send(placement.thread, ControlToEngine::Add(Box::new(parts)));
-        let route = RouteKey::of(placement);
+        let player = self
+            .engine
+            .add_player(stuck_after_ticks)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let route = player.id();
         self.routes.lock().insert(
             route,
             Route {
                 session: Arc::downgrade(session),
                 guild,
-                placement,
+                player: player.commands(),
             },
         );
         Ok(Box::new(EngineAudio {
             media: self.clone(),
-            placement,
+            shared: player.shared().clone(),
+            player: Some(player),
             route,
             guild,
             user_id: session.user_id().0.get(),
-            shared,
             job: None,
             voice: None,
             codecs_sent: false,
@@ -319,10 +296,12 @@ impl AudioFactory for Arc<Media> {
 /// A player's binding to the engine and to its voice connection.
 pub struct EngineAudio {
     media: Arc<Media>,
-    placement: Placement,
-    route: RouteKey,
+    /// `None` once destroyed: dropping it removed the engine player.
+    player: Option<PlayerHandle>,
+    route: Placement,
     guild: GuildId,
     user_id: u64,
+    /// The player's published figures (kept readable after it was destroyed).
     shared: Arc<PlayerShared>,
     job: Option<JobHandle>,
     voice: Option<Box<dyn VoiceHandle>>,
@@ -333,15 +312,18 @@ pub struct EngineAudio {
 impl std::fmt::Debug for EngineAudio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineAudio")
-            .field("placement", &self.placement)
+            .field("route", &self.route)
             .field("voice", &self.voice)
             .finish()
     }
 }
 
 impl EngineAudio {
-    fn send(&self, cmd: ControlToEngine) {
-        self.media.send(self.placement.thread, cmd);
+    fn send(&self, cmd: PlayerCommand) {
+        let Some(player) = &self.player else { return };
+        if let Err(e) = player.send(cmd) {
+            tracing::error!(error = %e, route = ?self.route, "engine command dropped");
+        }
     }
 
     /// Sends the engine player an Opus encoder and decoder before the first volume or
@@ -357,8 +339,7 @@ impl EngineAudio {
         match codecs {
             Ok((encoder, decoder)) => {
                 self.codecs_sent = true;
-                self.send(ControlToEngine::Codecs {
-                    key: self.placement.key,
+                self.send(PlayerCommand::Codecs {
                     encoder: Box::new(encoder),
                     decoder: Box::new(decoder),
                 });
@@ -378,7 +359,7 @@ impl EngineAudio {
         VoiceLink {
             media: Arc::downgrade(&self.media),
             route: self.route,
-            placement: self.placement,
+            player: self.player.as_ref().map(PlayerHandle::commands),
         }
     }
 
@@ -388,10 +369,7 @@ impl EngineAudio {
         if let Some(old) = self.voice.take() {
             let was_connected = old.is_connected();
             drop(old);
-            self.send(ControlToEngine::SetOutput {
-                key: self.placement.key,
-                output: None,
-            });
+            self.send(PlayerCommand::SetOutput(None));
             if was_connected {
                 self.link().closed(1000, String::new(), false);
             }
@@ -402,7 +380,7 @@ impl EngineAudio {
 impl PlayerAudio for EngineAudio {
     fn play(&mut self, track: &AudioTrack, start_ms: u64, epoch: u32) {
         self.stop_job();
-        self.send(ControlToEngine::Stop(self.placement.key));
+        self.send(PlayerCommand::Stop);
         let route = self.route;
         let Some(open) = self.media.loader.opener(track.blob()) else {
             let message = format!(
@@ -451,34 +429,25 @@ impl PlayerAudio for EngineAudio {
 
     fn stop(&mut self) {
         self.stop_job();
-        self.send(ControlToEngine::Stop(self.placement.key));
+        self.send(PlayerCommand::Stop);
     }
 
     fn seek(&mut self, position_ms: u64, epoch: u32) {
         if let Some(job) = &self.job {
             job.seek(position_ms, epoch);
         }
-        self.send(ControlToEngine::Seek {
-            key: self.placement.key,
-            epoch,
-        });
+        self.send(PlayerCommand::Seek { epoch });
     }
 
     fn set_paused(&mut self, paused: bool) {
-        self.send(ControlToEngine::Pause {
-            key: self.placement.key,
-            paused,
-        });
+        self.send(PlayerCommand::Pause(paused));
     }
 
     fn set_volume(&mut self, volume: u16) {
         if volume != 100 {
             self.ensure_codecs();
         }
-        self.send(ControlToEngine::Volume {
-            key: self.placement.key,
-            volume,
-        });
+        self.send(PlayerCommand::Volume(volume));
     }
 
     /// An active chain turns Opus passthrough off (decode + re-encode), as in Lavalink.
@@ -488,10 +457,7 @@ impl PlayerAudio for EngineAudio {
         if filters.is_active() {
             self.ensure_codecs();
         }
-        self.send(ControlToEngine::Process {
-            key: self.placement.key,
-            active: filters.is_active(),
-        });
+        self.send(PlayerCommand::Process(filters.is_active()));
     }
 
     fn set_voice(&mut self, voice: &VoiceState) {
@@ -531,8 +497,8 @@ impl PlayerAudio for EngineAudio {
             self.media.retired.lock().insert(self.route, route);
         }
         self.disconnect();
-        self.send(ControlToEngine::Remove(self.placement.key));
+        // Removes the engine player and frees its slot.
+        self.player = None;
         self.media.failures.lock().remove(&self.route);
-        self.media.engine.release(self.placement);
     }
 }

@@ -4,11 +4,9 @@
 
 use std::sync::Weak;
 
-use quaver_engine::message::ControlToEngine;
 use quaver_engine::output::PacketOutput;
-use quaver_engine::Placement;
+use quaver_engine::{Placement, PlayerCommand, PlayerCommands};
 
-use super::route::RouteKey;
 use super::{Media, MediaEvent};
 use crate::ids::GuildId;
 use crate::protocol::player::VoiceState;
@@ -58,21 +56,23 @@ pub trait VoiceConnector: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct VoiceLink {
     pub(super) media: Weak<Media>,
-    pub(super) route: RouteKey,
-    pub(super) placement: Placement,
+    pub(super) route: Placement,
+    /// `None` for a player already destroyed.
+    pub(super) player: Option<PlayerCommands>,
 }
 
 impl VoiceLink {
+    fn send(&self, cmd: PlayerCommand) {
+        let Some(player) = &self.player else { return };
+        if let Err(e) = player.send(cmd) {
+            tracing::error!(error = %e, route = ?self.route, "engine command dropped");
+        }
+    }
+
     /// Audio can flow: the engine starts sending this player's packets to `output`.
     pub fn attach(&self, output: Box<dyn PacketOutput>) {
         if let Some(m) = self.media.upgrade() {
-            m.send(
-                self.placement.thread,
-                ControlToEngine::SetOutput {
-                    key: self.placement.key,
-                    output: Some(output),
-                },
-            );
+            self.send(PlayerCommand::SetOutput(Some(output)));
             let _ = m
                 .events_tx
                 .send(MediaEvent::VoiceUpdate { route: self.route });
@@ -81,27 +81,15 @@ impl VoiceLink {
 
     /// Audio can no longer flow (the connection is gone for good).
     pub fn detach(&self) {
-        if let Some(m) = self.media.upgrade() {
-            m.send(
-                self.placement.thread,
-                ControlToEngine::SetOutput {
-                    key: self.placement.key,
-                    output: None,
-                },
-            );
+        if self.media.upgrade().is_some() {
+            self.send(PlayerCommand::SetOutput(None));
         }
     }
 
     /// From the next packet on, DAVE-encrypt audio with `key` (`None`: plain Opus).
     pub fn set_sender_key(&self, key: Option<quaver_engine::transport::SenderKey>) {
-        if let Some(m) = self.media.upgrade() {
-            m.send(
-                self.placement.thread,
-                ControlToEngine::SetSenderKey {
-                    key: self.placement.key,
-                    sender: key,
-                },
-            );
+        if self.media.upgrade().is_some() {
+            self.send(PlayerCommand::SetSenderKey(key));
         }
     }
 
