@@ -548,7 +548,7 @@ impl Job {
                 return Pump::Starved;
             }
             if !self.resume() {
-                return Pump::Starved;
+                return self.starved();
             }
         }
         let pump = self.fill(budget, report);
@@ -609,7 +609,7 @@ impl Job {
                         self.pending = Some(Resume::Resync(self.next_ts));
                         self.attempts = 0;
                     }
-                    return Pump::Starved;
+                    return self.starved();
                 }
                 Err(message) => {
                     let code = self.failure_code();
@@ -625,6 +625,22 @@ impl Job {
                     };
                 }
             }
+        }
+    }
+
+    /// After a read starved: parks the job until the bytes it now wants are cached
+    /// (the stream wakes it then), or says to come back at once if they already are.
+    /// Without this the stream would not know the job waits (its readiness was last
+    /// asked before the read moved on), and only the pool's backstop would wake it.
+    fn starved(&self) -> Pump {
+        let ready = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.buffer().poll_ready(OPEN_MARGIN));
+        if ready {
+            Pump::Busy
+        } else {
+            Pump::Starved
         }
     }
 

@@ -123,6 +123,12 @@ pub struct DecodePool {
 impl DecodePool {
     /// Starts `threads` decode threads.
     pub fn start(threads: usize) -> std::io::Result<Self> {
+        Self::start_with_park(threads, PARK)
+    }
+
+    /// [`Self::start`] with another backstop for parked jobs (tests set it out of
+    /// reach, so that only the streams' wakes can move a parked job on).
+    fn start_with_park(threads: usize, park: Duration) -> std::io::Result<Self> {
         guard::install_hook();
         let mut lanes = Vec::new();
         let mut handles = Vec::new();
@@ -132,7 +138,7 @@ impl DecodePool {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("quaver-decode-{i}"))
-                    .spawn(move || run(incoming, woken))?,
+                    .spawn(move || run(incoming, woken, park))?,
             );
             lanes.push(Lane { jobs, attention });
         }
@@ -312,8 +318,14 @@ fn visit_unguarded(r: &mut Running) -> Visit {
                     return Visit::Busy;
                 }
                 Err(OpenFailure::Starved(spec)) => {
+                    // Park until the bytes the probe now wants are cached (the stream
+                    // wakes the job; see `Job::starved`), unless they already are.
+                    let ready = match &spec.input {
+                        Input::Stream(stream) => stream.buffer().poll_ready(stream::OPEN_MARGIN),
+                        Input::Open(_) => true,
+                    };
                     r.stage = Stage::Opening(Some(spec));
-                    return Visit::Park;
+                    return if ready { Visit::Busy } else { Visit::Park };
                 }
                 Err(OpenFailure::Failed(message)) => {
                     (r.report)(JobReport::LoadFailed(message));
@@ -330,8 +342,9 @@ fn visit_unguarded(r: &mut Running) -> Visit {
     }
 }
 
-fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>) {
+fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>, park: Duration) {
     let mut jobs = Jobs::default();
+    let mut pool_gone = false;
     loop {
         loop {
             match incoming.try_recv() {
@@ -346,7 +359,17 @@ fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>) {
                 ),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) if jobs.jobs.is_empty() => return,
-                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if !pool_gone {
+                        // The pool is gone: visit every job once now (parked ones
+                        // too), so those whose handles are gone end and the thread
+                        // can stop without waiting out their backstops.
+                        pool_gone = true;
+                        let now = Instant::now();
+                        jobs.due.iter_mut().for_each(|d| *d = now);
+                    }
+                    break;
+                }
             }
         }
         while let Ok(id) = attention.try_recv() {
@@ -370,7 +393,7 @@ fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>) {
                     i += 1;
                 }
                 Visit::Park => {
-                    jobs.due[i] = now + PARK;
+                    jobs.due[i] = now.checked_add(park).unwrap_or(now + REST * 36_000);
                     i += 1;
                 }
                 Visit::End => jobs.remove(i),
@@ -459,6 +482,46 @@ mod tests {
             input: Input::Stream(stream::StreamInput::new(buffer.clone())),
             ..spec(Vec::new())
         }
+    }
+
+    /// An open that starves past the bytes it was woken for parks again, and its
+    /// stream wakes it when the rest arrives: with the pool's backstop out of reach,
+    /// a wake that went missing would leave the track unopened for good.
+    #[test]
+    fn a_starved_open_is_woken_by_its_stream() {
+        let pool = DecodePool::start_with_park(1, Duration::from_secs(24 * 3600)).unwrap();
+        // A WAV file with a 20 KB chunk before its format: the probe reads past the
+        // first 5 KB (enough to start opening), starves, and must wait for the rest.
+        let plain = wav_of(4800);
+        let junk = 20_000u32;
+        let mut file = plain[..12].to_vec();
+        file.extend_from_slice(b"JUNK");
+        file.extend_from_slice(&junk.to_le_bytes());
+        file.resize(file.len() + junk as usize, 0);
+        file.extend_from_slice(&plain[12..]);
+        let riff = (file.len() - 8) as u32;
+        file[4..8].copy_from_slice(&riff.to_le_bytes());
+        let buffer = connected_stream(file.len());
+        buffer.set_stall_grace(Duration::MAX);
+        buffer.store(0, &file[..5_000]);
+        let (tx, reports) = mpsc::channel();
+        let _job = pool.submit(
+            stream_spec(&buffer),
+            Box::new(move |r| {
+                let _ = tx.send(matches!(r, JobReport::Ready { .. }));
+            }),
+        );
+        assert!(
+            reports.recv_timeout(Duration::from_millis(300)).is_err(),
+            "it cannot open on 5 KB"
+        );
+        buffer.store(5_000, &file[5_000..]);
+        buffer.body_ended(file.len() as u64);
+        assert_eq!(
+            reports.recv_timeout(Duration::from_secs(30)),
+            Ok(true),
+            "woken by its stream, it opened"
+        );
     }
 
     #[test]
