@@ -527,11 +527,15 @@ fn opus_frame(
     if packet.len() > MAX_OPUS_PACKET {
         return None;
     }
-    take_offered_encoder(p);
-    let can_process = p.parts.encoder.is_some() && p.parts.decoder.is_some();
+    let passthrough = p.volume.is_unity() && !p.process;
+    if !passthrough {
+        // Only here: a passthrough player never looks at the offer slot (one more
+        // cache line per player per tick).
+        take_offered_encoder(p);
+    }
     // Without codecs (not sent yet: never expected) the packet passes unprocessed
     // rather than not at all.
-    if (p.volume.is_unity() && !p.process) || !can_process {
+    if passthrough || p.parts.encoder.is_none() || p.parts.decoder.is_none() {
         slot[..packet.len()].copy_from_slice(packet);
         p.last_len = packet.len();
         p.decoding = false;
