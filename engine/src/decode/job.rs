@@ -247,11 +247,13 @@ impl Job {
             encoder_complexity,
         } = spec;
         let open = |source| {
-            Self::open_source(source, extension.as_deref(), epoch, buffer_ms, resample).map(
-                |(mut job, ready)| {
-                    job.encoder_complexity = encoder_complexity;
-                    (job, ready)
-                },
+            Self::open_source(
+                source,
+                extension.as_deref(),
+                epoch,
+                buffer_ms,
+                resample,
+                encoder_complexity,
             )
         };
         let (mut job, ready) = match input {
@@ -297,6 +299,7 @@ impl Job {
         epoch: u32,
         buffer_ms: u64,
         resample: ResampleQuality,
+        encoder_complexity: u8,
     ) -> Result<(Job, JobReport), String> {
         // Ogg Opus (the passthrough format) has a reader of our own that keeps no
         // 128 KiB ring; everything else goes through symphonia's probe.
@@ -365,7 +368,7 @@ impl Job {
             is_opus,
             opus: None,
             encoder_offered: false,
-            encoder_complexity: 10,
+            encoder_complexity,
             framer: Framer::new(if is_opus { SAMPLE_RATE } else { rate }, resample)?,
             writer,
             epoch,

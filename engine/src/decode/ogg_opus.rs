@@ -73,8 +73,8 @@ pub struct OggOpusReader {
     next_ts: Option<u64>,
     /// The page sequence number expected next (a gap means a lost page).
     next_sequence: Option<u32>,
-    /// Offset of the first audio page, and pages seen so far (offset, granule) that
-    /// seeks interpolate between.
+    /// Offset of the first audio page: where a seek to the start goes, and the low
+    /// end of a seek's search.
     data_start: u64,
     ready: VecDeque<Packet>,
     tracks: Vec<Track>,
