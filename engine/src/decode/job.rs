@@ -136,6 +136,22 @@ enum Pending {
     Pcm([i16; FRAME_SAMPLES as usize * 2]),
 }
 
+/// The job's demuxer: ours for Ogg Opus (read without a `Packet` allocation per
+/// packet), symphonia's for everything else.
+enum Demuxer {
+    OggOpus(Box<OggOpusReader>),
+    Symphonia(Box<dyn FormatReader>),
+}
+
+impl Demuxer {
+    fn format(&mut self) -> &mut dyn FormatReader {
+        match self {
+            Demuxer::OggOpus(reader) => reader.as_mut(),
+            Demuxer::Symphonia(format) => format.as_mut(),
+        }
+    }
+}
+
 /// Why a job could not open.
 #[derive(Debug)]
 pub enum OpenFailure {
@@ -171,7 +187,9 @@ pub struct Job {
     time_base: Option<TimeBase>,
     /// Sample rate the skip's remainder is counted in (the framer's input rate).
     skip_rate: u32,
-    format: Box<dyn FormatReader>,
+    format: Demuxer,
+    /// The last packet read by our Ogg Opus reader (reused: no allocation per packet).
+    packet: Vec<u8>,
     decoder: Option<Box<dyn Decoder>>,
     track_id: u32,
     /// MPEG audio (MP3 and its kin), which seeks without an index.
@@ -305,15 +323,15 @@ impl Job {
         // 128 KiB ring; everything else goes through symphonia's probe.
         let opened = OggOpusReader::open(source)
             .map_err(|e| format!("I/O error while reading the track: {e}"))?;
-        let format: Box<dyn FormatReader> = match opened {
-            Opened::OggOpus(reader) => Box::new(reader),
+        let mut format = match opened {
+            Opened::OggOpus(reader) => Demuxer::OggOpus(Box::new(reader)),
             Opened::Other(source) => {
                 let mss = MediaSourceStream::new(source, Default::default());
                 let mut hint = Hint::new();
                 if let Some(ext) = extension {
                     hint.with_extension(ext);
                 }
-                symphonia::default::get_probe()
+                let probed = symphonia::default::get_probe()
                     .format(
                         &hint,
                         mss,
@@ -323,11 +341,12 @@ impl Job {
                         },
                         &MetadataOptions::default(),
                     )
-                    .map_err(|e| describe(&e))?
-                    .format
+                    .map_err(|e| describe(&e))?;
+                Demuxer::Symphonia(probed.format)
             }
         };
         let track = format
+            .format()
             .tracks()
             .iter()
             .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
@@ -362,6 +381,7 @@ impl Job {
             skip_rate: if is_opus { SAMPLE_RATE } else { rate },
             mpeg_audio: [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&params.codec),
             format,
+            packet: Vec::new(),
             decoder,
             track_id,
             passthrough,
@@ -493,11 +513,11 @@ impl Job {
             },
             Resume::Resync(ts) => SeekTo::TimeStamp { ts, track_id },
         };
-        let mut result = self.format.seek(mode, to());
+        let mut result = self.format.format().seek(mode, to());
         let mut starved = self.take_starved();
         if coarse && result.is_err() && !starved {
             // No duration to estimate from: parse from the start after all.
-            result = self.format.seek(SeekMode::Accurate, to());
+            result = self.format.format().seek(SeekMode::Accurate, to());
             starved = self.take_starved();
         }
         if starved {
@@ -663,8 +683,24 @@ impl Job {
 
     /// Reads one packet and stages its frames; marks the end of the source.
     fn next_frames(&mut self) -> Result<usize, String> {
-        let packet = match self.format.next_packet() {
-            Ok(p) => p,
+        let mut bytes = std::mem::take(&mut self.packet);
+        let result = self.frames_of_next(&mut bytes);
+        self.packet = bytes;
+        result
+    }
+
+    /// [`Self::next_frames`], with our Ogg Opus reader's packets read into `bytes`.
+    fn frames_of_next(&mut self, bytes: &mut Vec<u8>) -> Result<usize, String> {
+        let read = match &mut self.format {
+            Demuxer::OggOpus(reader) => reader
+                .read_packet(bytes)
+                .map(|(ts, dur)| (self.track_id, ts, dur, None)),
+            Demuxer::Symphonia(format) => format
+                .next_packet()
+                .map(|p| (p.track_id(), p.ts(), p.dur(), Some(p))),
+        };
+        let (track_id, ts, dur, packet) = match read {
+            Ok(read) => read,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.framer.finish();
                 self.stage_framed();
@@ -679,10 +715,10 @@ impl Job {
             }
             Err(e) => return Err(describe(&e)),
         };
-        if packet.track_id() != self.track_id {
+        if track_id != self.track_id {
             return Ok(0);
         }
-        self.next_ts = packet.ts() + packet.dur();
+        self.next_ts = ts + dur;
         if let Some(to) = self.skip_to {
             if self.next_ts <= to {
                 return Ok(0);
@@ -692,7 +728,7 @@ impl Job {
             self.skip_to = None;
             self.skip_frames = match self.time_base {
                 Some(tb) => {
-                    let t = tb.calc_time(to.saturating_sub(packet.ts()));
+                    let t = tb.calc_time(to.saturating_sub(ts));
                     ((t.seconds as f64 + t.frac) * f64::from(self.skip_rate)).round() as u64
                 }
                 None => 0,
@@ -702,7 +738,7 @@ impl Job {
             }
         }
         if self.is_opus {
-            let data = packet.buf();
+            let data = packet.as_ref().map_or(&bytes[..], |p| p.buf());
             if data.is_empty() {
                 return Err("an empty Opus packet".into());
             }
@@ -745,7 +781,9 @@ impl Job {
             self.framer.push(&[&l, &r]);
             return Ok(self.stage_framed());
         }
-        let decoder = self.decoder.as_mut().ok_or("no decoder")?;
+        let (Some(decoder), Some(packet)) = (self.decoder.as_mut(), packet) else {
+            return Err("no decoder".into());
+        };
         let decoded = match decoder.decode(&packet) {
             Ok(d) => d,
             Err(SymError::DecodeError(_)) => return Ok(0), // a corrupt packet is skipped

@@ -64,6 +64,8 @@ pub struct OggOpusReader {
     headers_left: u8,
     /// An unfinished packet carried into the next page.
     partial: Vec<u8>,
+    /// A packet that began on an earlier page and ended on this one, joined.
+    joined: Vec<u8>,
     /// The unfinished packet was too long to keep: its continuation is dropped.
     skip_partial: bool,
     /// Added to granules, so chained streams keep counting up.
@@ -76,7 +78,8 @@ pub struct OggOpusReader {
     /// Offset of the first audio page: where a seek to the start goes, and the low
     /// end of a seek's search.
     data_start: u64,
-    ready: VecDeque<Packet>,
+    /// Packets of the page just read, not yet handed out.
+    ready: VecDeque<Ready>,
     tracks: Vec<Track>,
     metadata: MetadataLog,
 }
@@ -134,6 +137,7 @@ impl OggOpusReader {
             serial: 0,
             headers_left: 0,
             partial: Vec::new(),
+            joined: Vec::new(),
             skip_partial: false,
             chain_base: 0,
             next_ts: None,
@@ -253,7 +257,6 @@ impl OggOpusReader {
     /// Turns the page just read into packets and moves past it.
     fn take_page(&mut self) {
         let page = Page::parse(&self.page);
-        let body = &self.page[page.body..self.have];
         if page.serial != self.serial {
             if page.flags & FIRST != 0 {
                 // A chained stream (the next song of a radio): play it if it is Opus.
@@ -288,9 +291,9 @@ impl OggOpusReader {
         // A continuation whose start was not read (after a seek) or not kept (too
         // long) is dropped up to its end.
         let mut dropping = continued && (self.partial.is_empty() || self.skip_partial);
-        let joined = continued && !dropping;
-        let mut ended: Vec<(usize, usize)> = Vec::new();
-        let (mut start, mut at) = (0, 0);
+        let mut joined = continued && !dropping;
+        let first_new = self.ready.len();
+        let (mut start, mut at) = (page.body, page.body);
         for &lace in &self.page[HEADER..page.body] {
             at += usize::from(lace);
             if lace < 255 {
@@ -299,57 +302,90 @@ impl OggOpusReader {
                     self.skip_partial = false;
                     self.partial.clear();
                 } else {
-                    ended.push((start, at));
+                    let bytes = if joined {
+                        // The carried start and this page's end, in `joined` (the
+                        // buffers swap, so neither is ever reallocated once grown).
+                        joined = false;
+                        std::mem::swap(&mut self.joined, &mut self.partial);
+                        self.partial.clear();
+                        self.joined.extend_from_slice(&self.page[start..at]);
+                        Bytes::Joined
+                    } else {
+                        Bytes::Page(start, at)
+                    };
+                    if self.headers_left > 0 {
+                        self.headers_left -= 1;
+                    } else {
+                        self.ready.push_back(Ready {
+                            ts: 0,
+                            dur: 0,
+                            bytes,
+                        });
+                    }
                 }
                 start = at;
             }
         }
-        let mut packets: Vec<Vec<u8>> = Vec::with_capacity(ended.len());
-        for (i, &(a, b)) in ended.iter().enumerate() {
-            if i == 0 && joined {
-                let mut p = std::mem::take(&mut self.partial);
-                p.extend_from_slice(&body[a..b]);
-                packets.push(p);
-            } else {
-                packets.push(body[a..b].to_vec());
-            }
-        }
-        if start < body.len() {
-            if dropping || self.partial.len() + body.len() - start > MAX_PACKET {
+        if start < self.have {
+            if dropping || self.partial.len() + self.have - start > MAX_PACKET {
                 self.partial.clear();
                 self.skip_partial = true;
             } else {
-                self.partial.extend_from_slice(&body[start..]);
+                self.partial.extend_from_slice(&self.page[start..self.have]);
             }
         }
-        if self.headers_left > 0 && !packets.is_empty() {
-            packets.remove(0);
-            self.headers_left -= 1;
-        }
-        if !packets.is_empty() {
-            let durations: Vec<u64> = packets
-                .iter()
-                .map(|p| packet_samples(p).unwrap_or(0) as u64)
-                .collect();
+        if self.ready.len() > first_new {
+            let mut total = 0;
+            for i in first_new..self.ready.len() {
+                let dur = packet_samples(self.bytes(self.ready[i].bytes)).unwrap_or(0) as u64;
+                self.ready[i].dur = dur;
+                total += dur;
+            }
             // On from the last packet; at the start of a stream (or of a chain), back
             // from this page's granule, where its last packet ends.
-            let mut ts = self.next_ts.unwrap_or_else(|| {
-                (self.chain_base + page.granule).saturating_sub(durations.iter().sum())
-            });
-            let last = packets.len() - 1;
-            for (i, (p, mut dur)) in packets.iter().zip(durations).enumerate() {
+            let mut ts = self
+                .next_ts
+                .unwrap_or_else(|| (self.chain_base + page.granule).saturating_sub(total));
+            let last = self.ready.len() - 1;
+            for i in first_new..=last {
+                let ready = &mut self.ready[i];
                 if i == last && page.flags & LAST != 0 && page.granule != NO_GRANULE {
                     // The last page's granule cuts the encoder's padding off the end.
                     let end = self.chain_base + page.granule;
-                    dur = dur.min(end.saturating_sub(ts));
+                    ready.dur = ready.dur.min(end.saturating_sub(ts));
                 }
-                self.ready
-                    .push_back(Packet::new_from_slice(TRACK_ID, ts, dur, p));
-                ts += dur;
+                ready.ts = ts;
+                ts += ready.dur;
             }
             self.next_ts = Some(ts);
         }
         self.next_page();
+    }
+
+    /// The bytes of a packet waiting in `ready`.
+    fn bytes(&self, bytes: Bytes) -> &[u8] {
+        match bytes {
+            Bytes::Page(a, b) => &self.page[a..b],
+            Bytes::Joined => &self.joined,
+        }
+    }
+
+    /// The next packet, copied into `out` (cleared first): its timestamp and duration.
+    /// What the decode job calls: unlike [`FormatReader::next_packet`] it allocates
+    /// nothing once `out` and the reader's buffers have grown to the stream's sizes
+    /// (a `Packet` is a boxed copy, allocated and freed for every 20 ms of audio).
+    pub fn read_packet(&mut self, out: &mut Vec<u8>) -> Result<(u64, u64)> {
+        loop {
+            if let Some(ready) = self.ready.pop_front() {
+                out.clear();
+                out.extend_from_slice(self.bytes(ready.bytes));
+                return Ok((ready.ts, ready.dur));
+            }
+            if !self.read_page().map_err(Error::IoError)? {
+                return Err(Error::IoError(ErrorKind::UnexpectedEof.into()));
+            }
+            self.take_page();
+        }
     }
 
     /// The offset and granule of the first page of our stream with a granule at or
@@ -509,20 +545,37 @@ impl FormatReader for OggOpusReader {
     }
 
     fn next_packet(&mut self) -> Result<Packet> {
-        loop {
-            if let Some(p) = self.ready.pop_front() {
-                return Ok(p);
-            }
-            if !self.read_page().map_err(Error::IoError)? {
-                return Err(Error::IoError(ErrorKind::UnexpectedEof.into()));
-            }
-            self.take_page();
-        }
+        let mut bytes = Vec::new();
+        let (ts, dur) = self.read_packet(&mut bytes)?;
+        Ok(Packet::new_from_boxed_slice(
+            TRACK_ID,
+            ts,
+            dur,
+            bytes.into_boxed_slice(),
+        ))
     }
 
     fn into_inner(self: Box<Self>) -> MediaSourceStream {
         MediaSourceStream::new(self.source, Default::default())
     }
+}
+
+/// A packet of the page just read.
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    ts: u64,
+    dur: u64,
+    bytes: Bytes,
+}
+
+/// Where a ready packet's bytes are: the page buffer holds them until the next page is
+/// read, which happens only once every packet of this one was handed out.
+#[derive(Debug, Clone, Copy)]
+enum Bytes {
+    /// `page[a..b]`.
+    Page(usize, usize),
+    /// `joined`.
+    Joined,
 }
 
 /// A page's header fields.
@@ -595,35 +648,29 @@ impl OpusHead {
 }
 
 /// Ogg's CRC-32 (polynomial 0x04c11db7, not reflected, no final xor) of a page whose
-/// checksum field counts as zero.
+/// checksum field counts as zero. Every byte of every page goes through it, so it is
+/// the demuxer's main cost: a table sliced 16 ways runs it ~6x faster than a bytewise
+/// table (profiled: the bytewise loop was a third of the decode pool's time for Opus
+/// passthrough).
 fn crc(page: &[u8]) -> u32 {
-    let mut crc = 0u32;
-    for (i, &b) in page.iter().enumerate() {
-        let b = if (22..26).contains(&i) { 0 } else { b };
-        crc = (crc << 8) ^ CRC_TABLE[usize::from((crc >> 24) as u8 ^ b)];
-    }
-    crc
+    let mut digest = OGG_CRC.digest();
+    digest.update(&page[..22]);
+    digest.update(&[0; 4]);
+    digest.update(&page[26..]);
+    digest.finalize()
 }
 
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut r = (i as u32) << 24;
-        let mut bit = 0;
-        while bit < 8 {
-            r = if r & 0x8000_0000 != 0 {
-                (r << 1) ^ 0x04c1_1db7
-            } else {
-                r << 1
-            };
-            bit += 1;
-        }
-        table[i] = r;
-        i += 1;
-    }
-    table
-};
+const OGG_CRC: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::Algorithm {
+        width: 32,
+        poly: 0x04c1_1db7,
+        init: 0,
+        refin: false,
+        refout: false,
+        xorout: 0,
+        check: 0x89a1_897f,
+        residue: 0,
+    });
 
 #[cfg(test)]
 mod tests {
@@ -641,6 +688,45 @@ mod tests {
             Opened::OggOpus(r) => r,
             Opened::Other(_) => panic!("not taken for Ogg Opus"),
         }
+    }
+
+    /// The sliced table computes Ogg's CRC as its definition does, bit by bit, with the
+    /// checksum field counted as zero, over every length class the slicing handles.
+    #[test]
+    fn the_crc_is_oggs() {
+        fn bitwise(page: &[u8]) -> u32 {
+            let mut crc = 0u32;
+            for (i, &b) in page.iter().enumerate() {
+                crc ^= u32::from(if (22..26).contains(&i) { 0 } else { b }) << 24;
+                for _ in 0..8 {
+                    crc = if crc & 0x8000_0000 != 0 {
+                        (crc << 1) ^ 0x04c1_1db7
+                    } else {
+                        crc << 1
+                    };
+                }
+            }
+            crc
+        }
+        let bytes: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in [27, 28, 33, 42, 43, 100, 4096, 5000] {
+            assert_eq!(crc(&bytes[..len]), bitwise(&bytes[..len]), "{len} bytes");
+        }
+        // A real page's stored checksum is what `crc` computes.
+        let file = media("sine.opus");
+        let segments = usize::from(file[26]);
+        let len = 27
+            + segments
+            + file[27..27 + segments]
+                .iter()
+                .map(|&l| usize::from(l))
+                .sum::<usize>();
+        assert_eq!(
+            crc(&file[..len]),
+            u32::from_le_bytes(file[22..26].try_into().unwrap())
+        );
     }
 
     /// (ts, dur, bytes) of every packet to the end.
