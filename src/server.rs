@@ -81,12 +81,13 @@ pub fn discord_voice(
     let transport: TransportFactory = Arc::new(|p: TransportParams| {
         let mode = EncryptionMode::from_name(&p.mode)
             .ok_or_else(|| format!("unsupported mode {}", p.mode))?;
-        let output = VoiceOutput::new(
+        let mut output = VoiceOutput::new(
             p.socket,
             TransportCipher::new(mode, p.key),
             RtpState::new(p.ssrc),
         )
         .map_err(|e| format!("cannot prepare the UDP socket: {e}"))?;
+        output.count_speaking_changes(p.speaking_changes);
         let speaking = output.speaking();
         Ok((Box::new(output) as Box<dyn PacketOutput>, speaking))
     });

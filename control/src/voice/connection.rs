@@ -3,7 +3,7 @@
 //! decisions are the [`VoiceGateway`]'s; this file only moves bytes and time.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ pub struct TransportParams {
     pub key: [u8; 32],
     /// Our SSRC.
     pub ssrc: u32,
+    /// To be bumped (after the store) every time the returned speaking flag changes:
+    /// the watcher scans the flags only when it moved.
+    pub speaking_changes: Arc<AtomicU64>,
 }
 
 /// A transport: the engine output, and the flag it raises while audio flows.
@@ -461,6 +464,7 @@ async fn on_event(
                 mode,
                 key: secret_key,
                 ssrc,
+                speaking_changes: voice.speaking.changes(),
             }) {
                 Ok((output, speaking)) => {
                     // Discord wants a Speaking op before the first packet: the output

@@ -2,6 +2,7 @@
 //! time ahead of playback, with seeks and a clean end or failure record.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{
@@ -26,13 +27,16 @@ use crate::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BY
 
 /// Bytes budgeted per buffered passthrough frame (Opus at 128 kbps is ~320 B).
 const OPUS_RECORD_BUDGET: usize = 7 + 512;
-/// The frame ring covers decode scheduling only (a decode thread visits a job at
-/// least every [`REST`](super::REST) plus one pass over its other jobs, and refills
-/// it when a quarter is free); read-ahead against network stalls lives in the
+/// The frame ring covers decode scheduling only (a decode thread visits a job when
+/// about half its ring has played, see [`Job::rest`], and refills it then); read-ahead against network stalls lives in the
 /// compressed bytes of a network stream. At most this much decoded audio is
 /// buffered, whatever `frameBufferDurationMs` says: half a second is five rests, and
 /// a transcoding player's PCM ring is 96 KB instead of 192 KB at 1 s.
 const MAX_RING_MS: u64 = 500;
+/// Bounds of a full job's rest: at least one frame, and at most this long whatever
+/// the estimate says (a ring of small packets holds more than `MAX_RING_MS`).
+const MIN_REST: Duration = Duration::from_millis(FRAME_MS as u64);
+const MAX_REST: Duration = Duration::from_millis(400);
 /// Attempts of one open or seek (each replays from its start once the bytes it
 /// starved on arrived) before the track fails.
 const MAX_ATTEMPTS: u32 = 200;
@@ -210,12 +214,14 @@ pub struct Job {
     staged: VecDeque<Pending>,
     done: bool,
     sample_buf: Option<SampleBuffer<f32>>,
-    /// Filling the ring until it is full; once full, the job rests until a quarter of
-    /// the ring is free again (`refill_at` bytes). A job that topped its ring up by one
+    /// Filling the ring until it is full; once full, the job rests until half of the
+    /// ring is free again (`refill_at` bytes). A job that topped its ring up by one
     /// packet per visit paid the cold-cache cost of its demuxer state on every packet:
     /// with thousands of players that was most of a decode thread's time.
     refilling: bool,
     refill_at: usize,
+    /// Ring bytes per audio record, averaged (what one played frame frees).
+    record_bytes: usize,
     /// Whether any audio record of this track reached the ring (decides the end
     /// reason of a failure).
     wrote_audio: bool,
@@ -397,7 +403,12 @@ impl Job {
             done: false,
             sample_buf: None,
             refilling: true,
-            refill_at: capacity / 4,
+            refill_at: capacity / 2,
+            record_bytes: if passthrough {
+                OPUS_RECORD_BUDGET / 2
+            } else {
+                FrameWriter::record_size(PCM_FRAME_BYTES)
+            },
             wrote_audio: false,
             broken: None,
         };
@@ -581,13 +592,26 @@ impl Job {
         pump
     }
 
+    /// After [`Pump::Full`]: how long until half the ring has played and a visit has
+    /// a refill's worth of work, estimated from the bytes free and what a frame
+    /// frees. Visiting sooner finds nothing to do and pays the job's cold cache
+    /// misses for it (a fixed 100 ms rest made most visits of small-packet Opus
+    /// tracks empty).
+    pub fn rest(&self) -> Duration {
+        let frames = self.refill_at.saturating_sub(self.writer.free()) / self.record_bytes.max(1);
+        (MIN_REST * frames as u32).clamp(MIN_REST, MAX_REST)
+    }
+
     /// Decodes until the ring is full or `budget` frames were staged; writes what fits.
     fn fill(&mut self, budget: usize, report: &mut dyn FnMut(JobReport)) -> Pump {
         let mut produced = 0;
         loop {
             while let Some(p) = self.staged.front() {
                 let written = match p {
-                    Pending::Opus(bytes) => self.writer.write(RecordKind::Opus, self.epoch, bytes),
+                    Pending::Opus(bytes) => {
+                        self.record_bytes = average(self.record_bytes, bytes.len());
+                        self.writer.write(RecordKind::Opus, self.epoch, bytes)
+                    }
                     Pending::Pcm(frame) => {
                         if !self.encoder_offered {
                             self.encoder_offered = true;
@@ -751,6 +775,7 @@ impl Job {
                 // Passthrough only once no decoded samples wait, or audio would reorder.
                 // Straight into the ring when nothing is staged before it; staged (a
                 // copy) only when the ring is full.
+                self.record_bytes = average(self.record_bytes, data.len());
                 if !self.staged.is_empty()
                     || self
                         .writer
@@ -818,6 +843,12 @@ impl Job {
         }
         n
     }
+}
+
+/// The running average of a ring record's size, with the record of an Opus packet of
+/// `payload` bytes.
+fn average(bytes: usize, payload: usize) -> usize {
+    (bytes * 7 + FrameWriter::record_size(payload)) / 8
 }
 
 /// `ms` as symphonia's time.

@@ -10,11 +10,10 @@
 //! buffer lacks the bytes it needs is *parked* (not visited) and woken by the
 //! fetcher when they arrive, so a stalled server delays only its own track.
 //!
-//! A job whose ring is full rests: it is not visited again for [`REST`] (its ring holds
-//! seconds of audio, and it refills only once a quarter of the ring is free), unless a
-//! command for it arrives, which wakes it at once. Visiting thousands of resting jobs
-//! on every pass, each visit a few cache misses, had cost a decode thread more than
-//! the decoding itself.
+//! A job whose ring is full rests: it is not visited again until about half its ring
+//! has played ([`Job::rest`]; it refills only then), unless a command for it arrives,
+//! which wakes it at once. Visiting thousands of resting jobs on every pass, each
+//! visit a few cache misses, had cost a decode thread more than the decoding itself.
 //!
 //! symphonia still panics on some corrupt input. Every call into it — opening and
 //! probing, each visit's seeks and decoding, and dropping a job — runs inside
@@ -46,10 +45,7 @@ pub use symphonia::core::io::MediaSource;
 const FRAMES_PER_TURN: usize = 8;
 /// Sleep when every ring is full or no job exists.
 const IDLE_SLEEP: Duration = Duration::from_millis(5);
-/// How long a job with a full ring rests before its ring is looked at again. A ring
-/// holds half a second and refills when a quarter is free, so a rest ends with
-/// over a quarter of a second still queued (for Opus packets of at most 512 bytes;
-/// larger ones fill the ring sooner, and at least 10 frames fit).
+/// The backstop of a job whose `park` is unrepresentable.
 const REST: Duration = Duration::from_millis(100);
 /// A parked job (waiting for network bytes) is woken by its stream when they arrive;
 /// this look at it notices a stalled server (see [`stream::STALL_GRACE`]).
@@ -244,7 +240,8 @@ impl Jobs {
 /// What one visit to a job found.
 enum Visit {
     Busy,
-    Rest,
+    /// The ring is full: not visited for this long (unless a command wakes it).
+    Rest(Duration),
     /// Waiting for network bytes: not visited until its stream wakes it.
     Park,
     End,
@@ -336,7 +333,7 @@ fn visit_unguarded(r: &mut Running) -> Visit {
     };
     match job.pump(FRAMES_PER_TURN, &mut *r.report) {
         Pump::Busy => Visit::Busy,
-        Pump::Full => Visit::Rest,
+        Pump::Full => Visit::Rest(job.rest()),
         Pump::Starved => Visit::Park,
         Pump::Finished => Visit::End,
     }
@@ -388,8 +385,8 @@ fn run(incoming: Receiver<NewJob>, attention: Receiver<u64>, park: Duration) {
                     busy = true;
                     i += 1;
                 }
-                Visit::Rest => {
-                    jobs.due[i] = now + REST;
+                Visit::Rest(rest) => {
+                    jobs.due[i] = now + rest;
                     i += 1;
                 }
                 Visit::Park => {
@@ -584,8 +581,8 @@ mod tests {
     }
 
     #[test]
-    fn a_full_ring_rests_until_a_quarter_is_free() {
-        // 10 s of audio into a 1 s ring (50 PCM frames).
+    fn a_full_ring_rests_until_half_of_it_played() {
+        // 10 s of audio into a ring of 25 PCM frames (half a second).
         let (mut job, ready) = Job::open(spec(wav_of(480_000))).expect("the test file opens");
         let JobReport::Ready { mut frames, .. } = ready else {
             panic!("not ready")
@@ -593,6 +590,10 @@ mod tests {
         let mut report = |_: JobReport| {};
         while job.pump(FRAMES_PER_TURN, &mut report) == Pump::Busy {}
         let full = frames.queued();
+        let record = crate::ring::FrameWriter::record_size(crate::ring::PCM_FRAME_BYTES);
+        assert_eq!(full, 25 * record, "25 frames");
+        // Full: the next visit is due once half the ring (12 of 25 frames) played.
+        assert_eq!(job.rest(), Duration::from_millis(12 * 20));
         let mut buf = vec![0u8; crate::ring::PCM_FRAME_BYTES];
         // A few frames played: not enough room to be worth a visit's decoding.
         for _ in 0..5 {
@@ -600,7 +601,12 @@ mod tests {
         }
         assert_eq!(job.pump(FRAMES_PER_TURN, &mut report), Pump::Full);
         assert!(frames.queued() < full, "nothing was decoded while resting");
-        // A quarter of the ring played: the job fills it up again.
+        assert_eq!(
+            job.rest(),
+            Duration::from_millis(7 * 20),
+            "the rest counts the frames already played"
+        );
+        // Half the ring played: the job fills it up again.
         for _ in 0..10 {
             assert!(frames.read(&mut buf).is_some());
         }

@@ -97,6 +97,9 @@ pub struct VoiceOutput {
     socket: mio::net::UdpSocket,
     stats: Arc<VoiceOutputStats>,
     speaking: Arc<AtomicBool>,
+    /// Bumped after every change of `speaking`, so the control plane's watcher can
+    /// skip looking at thousands of flags in a tick where none changed.
+    speaking_changes: Option<Arc<AtomicU64>>,
     counts: Counts,
     cipher: TransportCipher,
     /// DAVE media encryption; kept when DAVE is switched off, so that installing the
@@ -124,6 +127,7 @@ impl VoiceOutput {
             counts: Counts::default(),
             stats: Arc::default(),
             speaking: Arc::default(),
+            speaking_changes: None,
             silence_left: 0,
             ticks: 0,
             keepalive: 0,
@@ -139,6 +143,21 @@ impl VoiceOutput {
     /// after a stop has been sent. The control plane mirrors it in Speaking (op 5).
     pub fn speaking(&self) -> Arc<AtomicBool> {
         self.speaking.clone()
+    }
+
+    /// Has every change of [`Self::speaking`] counted in `changes` (shared by all the
+    /// outputs one watcher watches), after the flag is stored.
+    pub fn count_speaking_changes(&mut self, changes: Arc<AtomicU64>) {
+        self.speaking_changes = Some(changes);
+    }
+
+    /// Stores the speaking flag and counts the change.
+    fn set_speaking(&mut self, now: bool) {
+        self.speaking_now = now;
+        self.speaking.store(now, Ordering::Release);
+        if let Some(changes) = &self.speaking_changes {
+            changes.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The counters the next packet will carry.
@@ -223,8 +242,7 @@ impl PacketOutput for VoiceOutput {
     fn send(&mut self, opus: &[u8], buf: &mut DatagramBuf) -> SendOutcome {
         self.silence_left = 0;
         if !self.speaking_now {
-            self.speaking_now = true;
-            self.speaking.store(true, Ordering::Release);
+            self.set_speaking(true);
         }
         let outcome = self.send_rtp(opus, buf);
         if outcome == SendOutcome::Sent {
@@ -254,8 +272,7 @@ impl PacketOutput for VoiceOutput {
                 bump(&mut self.counts.silence_sent, &self.stats.silence_sent);
             }
             if self.silence_left == 0 {
-                self.speaking_now = false;
-                self.speaking.store(false, Ordering::Release);
+                self.set_speaking(false);
             }
         }
         self.count_tick(buf);
