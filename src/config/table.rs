@@ -215,7 +215,7 @@ pub(crate) static KEYS: &[Key] = &[
         default: Shown::Value("5000"),
         unit: MS,
         doc: "Audio a network track reads ahead, as compressed bytes; the decoded frame \
-              ring holds at most 0.5 s of it. Values below 200 fall back to the default.",
+              ring holds at most 0.5 s of it (0.3 s when decoded to PCM). Values below 200 fall back to the default.",
     },
     Key {
         path: "lavalink.server.opusEncodingQuality",

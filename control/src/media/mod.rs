@@ -45,7 +45,8 @@ pub struct MediaSettings {
     /// `opusEncodingQuality` (encoder complexity 0–10).
     pub opus_quality: u8,
     /// `frameBufferDurationMs`: how much audio a network track reads ahead (as
-    /// compressed bytes); the decoded frame ring holds at most half a second of it.
+    /// compressed bytes); the frame ring holds at most half a second of it as Opus
+    /// packets, 0.3 s as decoded PCM.
     pub buffer_ms: u64,
     /// `trackStuckThresholdMs`.
     pub stuck_threshold_ms: u64,

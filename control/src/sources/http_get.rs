@@ -24,9 +24,10 @@ use url::Url;
 
 use super::http::HttpTimeouts;
 
-/// The most a connection reads from its socket at once (hyper's smallest maximum
-/// is 8 KiB); one block of the stream buffer.
-const READ_BUFFER: usize = 16 * 1024;
+/// The most a connection reads from its socket at once: hyper's smallest maximum.
+/// An idle connection (its stream's read-ahead full) keeps this buffer; a larger one
+/// saves nothing but a read call per 8 KiB (a second of 64 kb/s audio).
+const READ_BUFFER: usize = 8 * 1024;
 /// Redirects followed before giving up (browsers and reqwest stop at 10 or 20).
 const MAX_REDIRECTS: usize = 10;
 

@@ -28,11 +28,14 @@ use crate::ring::{frame_ring, FrameReader, FrameWriter, RecordKind, PCM_FRAME_BY
 /// Bytes budgeted per buffered passthrough frame (Opus at 128 kbps is ~320 B).
 const OPUS_RECORD_BUDGET: usize = 7 + 512;
 /// The frame ring covers decode scheduling only (a decode thread visits a job when
-/// about half its ring has played, see [`Job::rest`], and refills it then); read-ahead against network stalls lives in the
-/// compressed bytes of a network stream. At most this much decoded audio is
-/// buffered, whatever `frameBufferDurationMs` says: half a second is five rests, and
-/// a transcoding player's PCM ring is 96 KB instead of 192 KB at 1 s.
+/// about half its ring has played, see [`Job::rest`], and refills it then);
+/// read-ahead against network stalls lives in the compressed bytes of a network
+/// stream. At most this much audio is buffered as Opus packets, whatever
+/// `frameBufferDurationMs` says (13 KB of ring).
 const MAX_RING_MS: u64 = 500;
+/// The same for decoded PCM, 3.8 KB a frame: 300 ms is 58 KB of ring (it was 192 KB
+/// at 1 s), and a refill starts with 150 ms still queued, dozens of decode passes.
+const MAX_PCM_RING_MS: u64 = 300;
 /// Bounds of a full job's rest: at least one frame, and at most this long whatever
 /// the estimate says (a ring of small packets holds more than `MAX_RING_MS`).
 const MIN_REST: Duration = Duration::from_millis(FRAME_MS as u64);
@@ -135,11 +138,6 @@ impl std::fmt::Debug for JobSpec {
     }
 }
 
-enum Pending {
-    Opus(Vec<u8>),
-    Pcm([i16; FRAME_SAMPLES as usize * 2]),
-}
-
 /// The job's demuxer: ours for Ogg Opus (read without a `Packet` allocation per
 /// packet), symphonia's for everything else.
 enum Demuxer {
@@ -211,7 +209,8 @@ pub struct Job {
     epoch: u32,
     /// Source frames (at `rate`) still to drop after an accurate seek.
     skip_frames: u64,
-    staged: VecDeque<Pending>,
+    /// Opus packets read while the ring was full (decoded frames wait in `framer`).
+    staged: VecDeque<Vec<u8>>,
     done: bool,
     sample_buf: Option<SampleBuffer<f32>>,
     /// Filling the ring until it is full; once full, the job rests until half of the
@@ -370,7 +369,12 @@ impl Job {
             Some(d)
         };
         let passthrough = is_opus;
-        let frames = (buffer_ms.min(MAX_RING_MS) / FRAME_MS as u64).max(10) as usize;
+        let max_ms = if passthrough {
+            MAX_RING_MS
+        } else {
+            MAX_PCM_RING_MS
+        };
+        let frames = (buffer_ms.min(max_ms) / FRAME_MS as u64).max(10) as usize;
         let capacity = if passthrough {
             frames * OPUS_RECORD_BUDGET
         } else {
@@ -606,30 +610,39 @@ impl Job {
     fn fill(&mut self, budget: usize, report: &mut dyn FnMut(JobReport)) -> Pump {
         let mut produced = 0;
         loop {
-            while let Some(p) = self.staged.front() {
-                let written = match p {
-                    Pending::Opus(bytes) => {
-                        self.record_bytes = average(self.record_bytes, bytes.len());
-                        self.writer.write(RecordKind::Opus, self.epoch, bytes)
-                    }
-                    Pending::Pcm(frame) => {
-                        if !self.encoder_offered {
-                            self.encoder_offered = true;
-                            // libopus cannot fail with these parameters; if it did, the
-                            // tick would null the frames and the track end stuck.
-                            if let Ok(e) = OpusEncoder::new(self.encoder_complexity) {
-                                let _ = self.writer.offer_encoder(Box::new(e));
-                            }
-                        }
-                        self.writer
-                            .write(RecordKind::Pcm, self.epoch, as_bytes(frame))
-                    }
-                };
-                if written.is_err() {
+            // Opus packets that did not fit, then decoded frames: never both at once
+            // (a packet passes through only when no decoded samples wait), and the
+            // ring takes them in the order they were read.
+            while let Some(bytes) = self.staged.front() {
+                self.record_bytes = average(self.record_bytes, bytes.len());
+                if self
+                    .writer
+                    .write(RecordKind::Opus, self.epoch, bytes)
+                    .is_err()
+                {
                     return Pump::Full;
                 }
                 self.wrote_audio = true;
                 self.staged.pop_front();
+            }
+            while let Some(frame) = self.framer.front() {
+                if !self.encoder_offered {
+                    self.encoder_offered = true;
+                    // libopus cannot fail with these parameters; if it did, the tick
+                    // would null the frames and the track end stuck.
+                    if let Ok(e) = OpusEncoder::new(self.encoder_complexity) {
+                        let _ = self.writer.offer_encoder(Box::new(e));
+                    }
+                }
+                if self
+                    .writer
+                    .write(RecordKind::Pcm, self.epoch, as_bytes(frame))
+                    .is_err()
+                {
+                    return Pump::Full;
+                }
+                self.wrote_audio = true;
+                self.framer.pop();
             }
             if self.done {
                 return if self.writer.write(RecordKind::End, self.epoch, &[]).is_ok() {
@@ -727,7 +740,6 @@ impl Job {
             Ok(read) => read,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.framer.finish();
-                self.stage_framed();
                 self.done = true;
                 return Ok(0);
             }
@@ -782,7 +794,7 @@ impl Job {
                         .write(RecordKind::Opus, self.epoch, data)
                         .is_err()
                 {
-                    self.staged.push_back(Pending::Opus(data.to_vec()));
+                    self.staged.push_back(data.to_vec());
                 } else {
                     self.wrote_audio = true;
                 }
@@ -804,7 +816,7 @@ impl Job {
                 .map(|s| (s[0] as f32 / 32768.0, s[1] as f32 / 32768.0))
                 .unzip();
             self.framer.push(&[&l, &r]);
-            return Ok(self.stage_framed());
+            return Ok(self.framer.frames());
         }
         let (Some(decoder), Some(packet)) = (self.decoder.as_mut(), packet) else {
             return Err("no decoder".into());
@@ -832,16 +844,7 @@ impl Job {
         self.skip_frames -= skip as u64;
         let planes: Vec<&[f32]> = planes.iter().map(|p| &p[skip..]).collect();
         self.framer.push(&planes);
-        Ok(self.stage_framed())
-    }
-
-    fn stage_framed(&mut self) -> usize {
-        let mut n = 0;
-        while let Some(f) = self.framer.pop() {
-            self.staged.push_back(Pending::Pcm(f));
-            n += 1;
-        }
-        n
+        Ok(self.framer.frames())
     }
 }
 

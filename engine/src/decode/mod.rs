@@ -582,7 +582,7 @@ mod tests {
 
     #[test]
     fn a_full_ring_rests_until_half_of_it_played() {
-        // 10 s of audio into a ring of 25 PCM frames (half a second).
+        // 10 s of audio into a ring of 15 PCM frames (0.3 s).
         let (mut job, ready) = Job::open(spec(wav_of(480_000))).expect("the test file opens");
         let JobReport::Ready { mut frames, .. } = ready else {
             panic!("not ready")
@@ -591,23 +591,24 @@ mod tests {
         while job.pump(FRAMES_PER_TURN, &mut report) == Pump::Busy {}
         let full = frames.queued();
         let record = crate::ring::FrameWriter::record_size(crate::ring::PCM_FRAME_BYTES);
-        assert_eq!(full, 25 * record, "25 frames");
-        // Full: the next visit is due once half the ring (12 of 25 frames) played.
-        assert_eq!(job.rest(), Duration::from_millis(12 * 20));
+        assert_eq!(full, 15 * record, "15 frames");
+        // Full: the next visit is due once half the ring (7.5 of 15 frames) played.
+        assert_eq!(job.rest(), Duration::from_millis(7 * 20));
         let mut buf = vec![0u8; crate::ring::PCM_FRAME_BYTES];
         // A few frames played: not enough room to be worth a visit's decoding.
-        for _ in 0..5 {
+        for _ in 0..3 {
             assert!(frames.read(&mut buf).is_some());
         }
         assert_eq!(job.pump(FRAMES_PER_TURN, &mut report), Pump::Full);
         assert!(frames.queued() < full, "nothing was decoded while resting");
         assert_eq!(
             job.rest(),
-            Duration::from_millis(7 * 20),
+            Duration::from_millis(4 * 20),
             "the rest counts the frames already played"
         );
-        // Half the ring played: the job fills it up again.
-        for _ in 0..10 {
+        // Over half the ring played (more than one visit's frames): the job fills it
+        // up again.
+        for _ in 0..6 {
             assert!(frames.read(&mut buf).is_some());
         }
         assert_eq!(job.pump(FRAMES_PER_TURN, &mut report), Pump::Busy);
