@@ -56,8 +56,27 @@ fn init_logging(config: &Config) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Threads of the control plane's blocking pool, where loading a track probes its
+/// file or URL with blocking reads (as lavaplayer loads on a fixed pool of ten). A
+/// burst of loads queues for these instead of starting a thread each (tokio's default
+/// allows 512); playing never uses them.
+const BLOCKING_THREADS: usize = 10;
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("quaver: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let command = match parse_args() {
         Ok(c) => c,
         Err(e) => {

@@ -87,6 +87,52 @@ async fn hundreds_of_http_players_share_a_fixed_set_of_threads() {
     assert_eq!(playing, PLAYERS);
 }
 
+/// Loading probes a URL with blocking reads on the control plane's blocking pool:
+/// forty loads from a slow server at once queue for its ten threads instead of
+/// starting forty, and all of them load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_loads_shares_a_fixed_pool() {
+    const LOADS: usize = 40;
+    let node = TestNode::start_binary(&[]).await;
+    let pid = node.pid().unwrap();
+    let media = MediaServer::start().await;
+    let before = threads(pid).len();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(before));
+    let watch = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(threads(pid).len(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let loads = (0..LOADS).map(|i| {
+        let url = media.url(&format!("/slow/sine.mp3?{i}"));
+        let node = &node;
+        async move {
+            let path = format!(
+                "/v4/loadtracks?identifier={}",
+                url.replace(':', "%3A")
+                    .replace('/', "%2F")
+                    .replace('?', "%3F")
+            );
+            node.get(&path).await
+        }
+    });
+    let results = futures_util::future::join_all(loads).await;
+    watch.abort();
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["loadType"], "track", "{body}");
+    }
+    let peak = peak.load(Ordering::Relaxed);
+    assert!(
+        peak <= before + 10,
+        "{LOADS} loads at once: {before} threads before, {peak} at the peak"
+    );
+}
+
 #[tokio::test]
 async fn a_stalled_server_delays_only_its_own_track() {
     // One decode thread and one I/O thread for both tracks.
@@ -149,7 +195,7 @@ async fn a_seek_inside_the_buffer_opens_no_connection() {
     // Opening reads the head and the end of the file (for the duration), and the
     // playback then continues from the head: at most three requests.
     assert!((1..=3).contains(&requests), "{requests} requests to open");
-    // Ahead of what is decoded (the ring holds 1 s of PCM), inside the read-ahead
+    // Ahead of what is decoded (the ring holds 0.3 s of PCM), inside the read-ahead
     // plus a short skip: read through on the same connection.
     let (status, body) = node.patch(&path, json!({"position": 4_500})).await;
     assert_eq!(status, 200, "{body}");

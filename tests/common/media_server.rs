@@ -35,6 +35,7 @@ impl MediaServer {
             .route("/media/{file}", get(media))
             .route("/lying/{file}", get(lying))
             .route("/stall/{file}", get(stall))
+            .route("/slow/{file}", get(slow))
             .route("/drop/{file}", get(drop_midway))
             .route("/radio", get(radio))
             .route("/list.m3u", get(m3u))
@@ -152,6 +153,16 @@ async fn lying(State(s): State<Arc<ServerStats>>, headers: HeaderMap) -> Respons
         None,
         false,
     )
+}
+
+/// The file, after a second's wait before the response (a slow server).
+async fn slow(
+    State(s): State<Arc<ServerStats>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    media(State(s), Path(file), headers).await
 }
 
 async fn stall(
