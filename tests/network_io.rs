@@ -179,6 +179,54 @@ async fn a_stalled_server_delays_only_its_own_track() {
     );
 }
 
+/// A server that stalls before the track could even open (the decoder never got
+/// enough bytes to recognise the file): the track is stuck as one that stalls
+/// mid-play is, and the player can still be given another track.
+#[tokio::test]
+async fn a_track_stalled_before_it_opens_is_stuck() {
+    let node = TestNode::start_with_stuck(fast_config(), 1_000).await;
+    let media = MediaServer::start().await;
+    let mut c = node.connect().await;
+    let path = node.player_path(&c, STALLED_GUILD);
+    let track = http_track(&media.url("/stall-open/sine.mp3"), "mp3", 2_000);
+    let (status, body) = node
+        .patch(&path, json!({"encodedTrack": track, "voice": voice()}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The threshold is 1 s; the decoder gives up on the stalled open much later
+    // (over 15 s), and that must not be what reports it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stuck = loop {
+        assert!(Instant::now() < deadline, "no TrackStuckEvent");
+        let Some(e) = c.try_next_json(Duration::from_secs(1)).await else {
+            continue;
+        };
+        if e["type"] == "TrackStuckEvent" {
+            break e;
+        }
+    };
+    assert_eq!(stuck["guildId"], STALLED_GUILD, "{stuck}");
+    assert!(stuck["thresholdMs"].as_u64().unwrap() >= 1_000, "{stuck}");
+    // The player is still there and plays the next track.
+    let good = http_track(&media.url("/media/sine.flac"), "flac", 2_000);
+    let (status, body) = node.patch(&path, json!({"encodedTrack": good})).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the next track did not start");
+        let Some(e) = c.try_next_json(Duration::from_secs(1)).await else {
+            continue;
+        };
+        if e["type"] == "TrackStartEvent"
+            && e["track"]["info"]["uri"]
+                .as_str()
+                .is_some_and(|u| u.contains("sine.flac"))
+        {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_seek_inside_the_buffer_opens_no_connection() {
     let node = TestNode::start().await;

@@ -31,6 +31,13 @@ pub enum PlayerCommand {
     },
     /// Stop the current track (no event: the caller knows).
     Stop,
+    /// A track of `epoch` is opening (its frames follow with `Play`): the previous
+    /// track's reader is retired, and ticks without frames count towards stuck as a
+    /// playing track's do, so a source that stalls before it even opens is stuck.
+    Open {
+        /// Epoch of the opening track.
+        epoch: u32,
+    },
     /// Discard records older than `epoch` (a seek).
     Seek {
         /// The epoch the decoder writes from now on.
@@ -60,6 +67,7 @@ impl std::fmt::Debug for PlayerCommand {
         f.write_str(match self {
             PlayerCommand::Play { .. } => "Play",
             PlayerCommand::Stop => "Stop",
+            PlayerCommand::Open { .. } => "Open",
             PlayerCommand::Seek { .. } => "Seek",
             PlayerCommand::Pause(_) => "Pause",
             PlayerCommand::Volume(_) => "Volume",
@@ -76,6 +84,7 @@ impl PlayerCommand {
         match self {
             PlayerCommand::Play { frames, epoch } => ControlToEngine::Play { key, frames, epoch },
             PlayerCommand::Stop => ControlToEngine::Stop(key),
+            PlayerCommand::Open { epoch } => ControlToEngine::Open { key, epoch },
             PlayerCommand::Seek { epoch } => ControlToEngine::Seek { key, epoch },
             PlayerCommand::Pause(paused) => ControlToEngine::Pause { key, paused },
             PlayerCommand::Volume(volume) => ControlToEngine::Volume { key, volume },

@@ -68,6 +68,13 @@ pub enum ControlToEngine {
     },
     /// Stops the current track (no event: the control plane already knows).
     Stop(PlayerKey),
+    /// A track is opening; its frames follow with `Play` (see `PlayerCommand::Open`).
+    Open {
+        /// Player.
+        key: PlayerKey,
+        /// Epoch of the opening track.
+        epoch: u32,
+    },
     /// Records of an older epoch are discarded (a seek).
     Seek {
         /// Player.

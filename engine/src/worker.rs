@@ -43,6 +43,8 @@ struct Player {
     volume: Volume,
     empty_ticks: u32,
     stuck_reported: bool,
+    /// A track is opening: no frames yet, and ticks without them count as empty.
+    opening: bool,
     /// Length of the passthrough packet left in this player's batch slot (0 when the
     /// slot holds anything else), to prime the decoder when processing starts.
     last_len: usize,
@@ -291,6 +293,7 @@ impl Worker {
                 p.ended = false;
                 p.empty_ticks = 0;
                 p.stuck_reported = false;
+                p.opening = false;
                 p.decoding = false;
                 p.last_len = 0;
                 p.start_epoch(epoch);
@@ -300,7 +303,23 @@ impl Worker {
             }
             ControlToEngine::Stop(key) => {
                 let Some(p) = self.slot_mut(key) else { return };
+                p.opening = false;
                 let old = p.frames.take();
+                if let Some(o) = p.output.as_mut() {
+                    o.audio_stopped();
+                }
+                if let Some(old) = old {
+                    self.emit(EngineToControl::Retired(Retired::Frames(old)));
+                }
+            }
+            ControlToEngine::Open { key, epoch } => {
+                let Some(p) = self.slot_mut(key) else { return };
+                let old = p.frames.take();
+                p.epoch = epoch;
+                p.ended = false;
+                p.empty_ticks = 0;
+                p.stuck_reported = false;
+                p.opening = true;
                 if let Some(o) = p.output.as_mut() {
                     o.audio_stopped();
                 }
@@ -433,6 +452,7 @@ impl Player {
             volume: Volume::default(),
             empty_ticks: 0,
             stuck_reported: false,
+            opening: false,
             last_len: 0,
             decoding: false,
             process: false,
@@ -460,7 +480,10 @@ fn produce_one(
         return None;
     }
     let slot = batch.slot(key.index)?;
-    let frames = p.frames.as_mut()?;
+    let Some(frames) = p.frames.as_mut() else {
+        // Still opening: nothing to send, but the wait counts towards stuck.
+        return if p.opening { count_empty(p, key) } else { None };
+    };
     for _ in 0..MAX_SKIPS_PER_TICK {
         let Some(rec) = frames.read(&mut scratch.record) else {
             break;
@@ -497,6 +520,12 @@ fn produce_one(
     counters.nulled += 1;
     p.nulled += 1;
     p.shared.publish_nulled(p.nulled);
+    count_empty(p, key)
+}
+
+/// Counts a tick without audio; the one that crosses the threshold reports the track
+/// stuck (once per track or seek).
+fn count_empty(p: &mut Player, key: PlayerKey) -> Option<EngineToControl> {
     p.empty_ticks = p.empty_ticks.saturating_add(1);
     if p.empty_ticks >= p.parts.stuck_after_ticks && !p.stuck_reported {
         p.stuck_reported = true;

@@ -36,6 +36,7 @@ impl MediaServer {
             .route("/lying/{file}", get(lying))
             .route("/stall/{file}", get(stall))
             .route("/slow/{file}", get(slow))
+            .route("/stall-open/{file}", get(stall_open))
             .route("/drop/{file}", get(drop_midway))
             .route("/radio", get(radio))
             .route("/list.m3u", get(m3u))
@@ -163,6 +164,21 @@ async fn slow(
 ) -> Response {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     media(State(s), Path(file), headers).await
+}
+
+/// The first 64 bytes of the file, then nothing: a track that cannot even open.
+async fn stall_open(
+    State(s): State<Arc<ServerStats>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match read(&file) {
+        Some(d) => {
+            let cut = 64.0 / d.len() as f32;
+            serve(&s, &headers, d, content_type(&file), Some(cut), true)
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn stall(

@@ -381,9 +381,9 @@ impl EngineAudio {
 impl PlayerAudio for EngineAudio {
     fn play(&mut self, track: &AudioTrack, start_ms: u64, epoch: u32) {
         self.stop_job();
-        self.send(PlayerCommand::Stop);
         let route = self.route;
         let Some(open) = self.media.loader.opener(track.blob()) else {
+            self.send(PlayerCommand::Stop);
             let message = format!(
                 "no {} source on this node can play this track",
                 track.blob().source_name
@@ -396,6 +396,9 @@ impl PlayerAudio for EngineAudio {
             });
             return;
         };
+        // The engine counts the wait for the first frames towards stuck, as lavaplayer
+        // does from the track's start: a source that stalls before it opens is stuck.
+        self.send(PlayerCommand::Open { epoch });
         let tx = self.media.events_tx.clone();
         let input = match open.input {
             SourceInput::File(opener) => Input::Open(opener),
