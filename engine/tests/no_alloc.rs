@@ -103,6 +103,9 @@ fn ticks_neither_allocate_nor_free() {
                         volume: (t % 300) as u16,
                     },
                     2 => ControlToEngine::Seek { key, epoch: 1 },
+                    // Late on, a few players start opening a next track: their frames
+                    // are retired and the ticks after count the wait towards stuck.
+                    3 if t > 180 => ControlToEngine::Open { key, epoch: 2 },
                     _ => ControlToEngine::Volume { key, volume: 100 },
                 };
                 let _ = r.commands.push(cmd);
