@@ -614,7 +614,6 @@ impl Job {
             // (a packet passes through only when no decoded samples wait), and the
             // ring takes them in the order they were read.
             while let Some(bytes) = self.staged.front() {
-                self.record_bytes = average(self.record_bytes, bytes.len());
                 if self
                     .writer
                     .write(RecordKind::Opus, self.epoch, bytes)
@@ -622,6 +621,7 @@ impl Job {
                 {
                     return Pump::Full;
                 }
+                self.record_bytes = average(self.record_bytes, bytes.len());
                 self.wrote_audio = true;
                 self.staged.pop_front();
             }
@@ -718,7 +718,8 @@ impl Job {
             .is_ok()
     }
 
-    /// Reads one packet and stages its frames; marks the end of the source.
+    /// Reads one packet and frames its audio (or stages it, passed through, when the
+    /// ring is full); marks the end of the source.
     fn next_frames(&mut self) -> Result<usize, String> {
         let mut bytes = std::mem::take(&mut self.packet);
         let result = self.frames_of_next(&mut bytes);
@@ -787,7 +788,6 @@ impl Job {
                 // Passthrough only once no decoded samples wait, or audio would reorder.
                 // Straight into the ring when nothing is staged before it; staged (a
                 // copy) only when the ring is full.
-                self.record_bytes = average(self.record_bytes, data.len());
                 if !self.staged.is_empty()
                     || self
                         .writer
@@ -796,6 +796,7 @@ impl Job {
                 {
                     self.staged.push_back(data.to_vec());
                 } else {
+                    self.record_bytes = average(self.record_bytes, data.len());
                     self.wrote_audio = true;
                 }
                 return Ok(1);
