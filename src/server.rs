@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use quaver_control::config::EdgeLimits;
+use quaver_control::config::{EdgeLimits, MetricsEndpoint};
 use quaver_control::loader::{SourceManager, TrackLoader};
 use quaver_control::media::{Media, MediaSettings, VoiceConnector};
 use quaver_control::sources::fetch::{Fetcher, IoThreads};
@@ -170,6 +170,14 @@ pub fn control_config(config: &Config) -> ControlConfig {
             idle_timeout: Duration::from_millis(q.server_idle_timeout_ms),
             body_timeout: Duration::from_millis(q.server_body_timeout_ms),
         },
+        metrics: config.metrics.prometheus_enabled.then(|| MetricsEndpoint {
+            path: if config.metrics.prometheus_endpoint.starts_with('/') {
+                config.metrics.prometheus_endpoint.clone()
+            } else {
+                format!("/{}", config.metrics.prometheus_endpoint)
+            },
+            open: config.metrics.prometheus_endpoint_configured,
+        }),
         ..ControlConfig::default()
     }
 }

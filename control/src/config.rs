@@ -26,6 +26,18 @@ pub struct ControlConfig {
     pub outbox_limit_bytes: usize,
     /// Connection limits and timeouts of the HTTP edge (`quaver.server.*`).
     pub edge: EdgeLimits,
+    /// `metrics.prometheus.*`: where Prometheus metrics are served, when enabled.
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+/// Where Prometheus metrics are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsEndpoint {
+    /// Request path (`/metrics` unless configured).
+    pub path: String,
+    /// Served without `Authorization`: Lavalink skips authentication only for an
+    /// endpoint configured explicitly (`metrics.prometheus.endpoint`).
+    pub open: bool,
 }
 
 /// How the HTTP edge protects itself from clients that connect and never finish a
@@ -104,6 +116,7 @@ impl Default for ControlConfig {
             build: BuildInfo::default(),
             outbox_limit_bytes: crate::session::DEFAULT_LIMIT_BYTES,
             edge: EdgeLimits::default(),
+            metrics: None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod ids;
 pub mod loader;
 pub mod media;
+pub mod metrics;
 pub mod node;
 pub mod player;
 pub mod protocol;
@@ -27,6 +28,6 @@ pub mod track;
 pub mod voice;
 pub mod ws;
 
-pub use config::{BuildInfo, ControlConfig};
+pub use config::{BuildInfo, ControlConfig, MetricsEndpoint};
 pub use node::Node;
 pub use rest::router;

@@ -153,6 +153,16 @@ impl TrackLoader {
 }
 
 impl LoadOutcome {
+    /// The `sourceName` of its first track, if it has one.
+    pub fn source(&self) -> Option<&str> {
+        let first = match self {
+            LoadOutcome::Track(t) => Some(t),
+            LoadOutcome::Playlist { tracks, .. } | LoadOutcome::Search(tracks) => tracks.first(),
+            LoadOutcome::Empty | LoadOutcome::Failed(_) => None,
+        };
+        first.map(|t| t.blob().source_name.as_str())
+    }
+
     /// The `/v4/loadtracks` JSON.
     pub fn to_result(&self) -> LoadResult {
         match self {

@@ -10,7 +10,7 @@ use crate::protocol::messages::{FrameStats, OutgoingMessage, Stats};
 use crate::rest::error::epoch_millis;
 use crate::session::{Session, Sessions};
 use crate::stats::loss::EXPECTED_FRAMES_PER_MINUTE;
-use crate::stats::SystemStats;
+use crate::stats::{ProcessFigures, SystemStats};
 
 /// Shared state of one Quaver node.
 #[derive(Debug)]
@@ -63,6 +63,11 @@ impl Node {
             memory: self.system.memory(),
             cpu: self.system.cpu(),
         }
+    }
+
+    /// The process's CPU time, start time, descriptors and memory, sampled now.
+    pub fn process_figures(&self) -> ProcessFigures {
+        self.system.process()
     }
 
     /// Samples every player's engine frame counters once a second into its loss

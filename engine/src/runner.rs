@@ -35,6 +35,35 @@ pub struct RunnerConfig {
     pub spin: Duration,
 }
 
+/// Upper bounds (ns) of the fixed buckets of [`TickBuckets`], for Prometheus
+/// histograms of lateness and busy time; the last bucket is unbounded.
+pub const TICK_BUCKETS_NS: [u64; 11] = [
+    10_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+    20_000_000, 50_000_000,
+];
+
+/// Counts of values per bucket of [`TICK_BUCKETS_NS`] (not cumulative; the last slot
+/// counts values above the last bound) and their sum, since start: what a scrape turns
+/// into a Prometheus histogram. The tick thread adds to one bucket per value.
+#[derive(Debug, Default)]
+pub struct TickBuckets {
+    /// Values per bucket.
+    pub counts: [AtomicU64; TICK_BUCKETS_NS.len() + 1],
+    /// Sum of the values, ns.
+    pub sum: AtomicU64,
+}
+
+impl TickBuckets {
+    fn record(&self, ns: u64) {
+        let i = TICK_BUCKETS_NS
+            .iter()
+            .position(|&bound| ns <= bound)
+            .unwrap_or(TICK_BUCKETS_NS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
 /// Figures a runner publishes, all in nanoseconds except `ticks`.
 #[derive(Debug, Default)]
 pub struct RunnerStats {
@@ -70,6 +99,10 @@ pub struct RunnerStats {
     pub pinned: AtomicBool,
     /// Whether realtime priority was granted.
     pub realtime: AtomicBool,
+    /// Every tick's lateness, bucketed (never reset).
+    pub lateness_buckets: TickBuckets,
+    /// Every tick's busy time, bucketed (never reset).
+    pub busy_buckets: TickBuckets,
 }
 
 /// A running tick thread.
@@ -253,10 +286,11 @@ fn run(
         let woke = clock.now();
         worker.send(&batch);
         let busy = produced + clock.now().saturating_duration_since(woke);
-        let _ = rec
-            .lateness
-            .record(woke.saturating_duration_since(deadline).as_nanos().max(1) as u64);
+        let late = woke.saturating_duration_since(deadline).as_nanos() as u64;
+        let _ = rec.lateness.record(late.max(1));
         let _ = rec.busy.record(busy.as_nanos().max(1) as u64);
+        stats.lateness_buckets.record(late);
+        stats.busy_buckets.record(busy.as_nanos() as u64);
         stats
             .busy_total
             .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
@@ -297,5 +331,26 @@ fn wait_until(clock: &dyn Clock, deadline: Instant, spin: Duration) {
     }
     while clock.now() < deadline {
         std::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_buckets_count_each_value_once_under_its_bound() {
+        let b = TickBuckets::default();
+        for ns in [0, 10_000, 10_001, 999_999, 1_000_000, 60_000_000] {
+            b.record(ns);
+        }
+        let counts: Vec<u64> = b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        // ≤ 10 µs: 0 and 10 000; ≤ 50 µs: 10 001; ≤ 1 ms: 999 999 and 1 000 000; above
+        // 50 ms: the last slot.
+        assert_eq!(counts, [2, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            b.sum.load(Ordering::Relaxed),
+            10_000 + 10_001 + 999_999 + 1_000_000 + 60_000_000
+        );
     }
 }

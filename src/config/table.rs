@@ -539,7 +539,7 @@ pub(crate) static KEYS: &[Key] = &[
         kind: Kind::Bool(|c, v| c.metrics.prometheus_enabled = v),
         default: Shown::Value("false"),
         unit: "",
-        doc: "Serve Prometheus metrics.",
+        doc: "Serve Prometheus metrics (the list is in *What works today*).",
     },
     Key {
         path: "metrics.prometheus.endpoint",

@@ -309,6 +309,7 @@ impl Player {
         };
         let epoch = self.next_epoch;
         self.next_epoch += 1;
+        crate::stats::counters::count_play(&track.blob().source_name);
         self.audio.play(&track, origin_ms as u64, epoch);
         self.playback = Some(Playback {
             serial,

@@ -109,6 +109,19 @@ pub enum LoadResult {
     Error(Exception),
 }
 
+impl LoadResult {
+    /// The `loadType` it is sent with.
+    pub fn load_type(&self) -> &'static str {
+        match self {
+            LoadResult::Track(_) => "track",
+            LoadResult::Playlist(_) => "playlist",
+            LoadResult::Search(_) => "search",
+            LoadResult::Empty(()) => "empty",
+            LoadResult::Error(_) => "error",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,7 @@ pub fn router(node: Arc<Node>) -> Router {
     rest.merge(ws)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(node.clone(), serve_metrics))
         .layer(middleware::from_fn(lavalink_edge))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
@@ -76,6 +77,29 @@ async fn authenticate(State(node): State<Arc<Node>>, req: Request, next: Next) -
             next.run(req).await
         }
         Err(status) => status.into_response(),
+    }
+}
+
+/// `GET <metrics.prometheus.endpoint>` when metrics are enabled: answered ahead of
+/// the routes, so a configured path can never clash with one of them. Authenticated
+/// like REST unless the path was configured explicitly, as in Lavalink.
+async fn serve_metrics(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let Some(endpoint) = node.config.metrics.as_ref() else {
+        return next.run(req).await;
+    };
+    if req.method() != Method::GET || req.uri().path() != endpoint.path {
+        return next.run(req).await;
+    }
+    if !endpoint.open {
+        if let Err(status) = check_password(&node, req.headers()) {
+            return status.into_response();
+        }
+    }
+    let node = node.clone();
+    // Sampling the process's figures reads /proc: off the async workers.
+    match tokio::task::spawn_blocking(move || crate::metrics::scrape(&node)).await {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 

@@ -19,7 +19,10 @@ pub(super) async fn load_tracks(
 ) -> Result<Json<LoadResult>, ApiError> {
     let identifier = body::query_param(&uri, "identifier")
         .ok_or_else(|| ApiError::bad_request("Required parameter 'identifier' is not present."))?;
-    Ok(Json(node.loader.load(&identifier).await.to_result()))
+    let outcome = node.loader.load(&identifier).await;
+    let result = outcome.to_result();
+    crate::stats::counters::count_load(outcome.source().unwrap_or("none"), result.load_type());
+    Ok(Json(result))
 }
 
 /// What Lavalink says when no source manager can rebuild a track.

@@ -82,6 +82,47 @@ impl SystemStats {
     }
 }
 
+/// The standard `process_*` figures of Prometheus client libraries.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessFigures {
+    /// User and system CPU time since start, seconds.
+    pub cpu_seconds: f64,
+    /// Start time, seconds since the Unix epoch.
+    pub start_time_seconds: u64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// The open file descriptor limit.
+    pub max_fds: u64,
+    /// Virtual memory size, bytes.
+    pub virtual_memory_bytes: u64,
+    /// Resident set size, bytes.
+    pub resident_memory_bytes: u64,
+}
+
+impl SystemStats {
+    /// This process's figures, sampled now.
+    pub fn process(&self) -> ProcessFigures {
+        let mut inner = self.inner.lock();
+        let pid = self.pid;
+        inner.system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[pid]),
+            true,
+            ProcessRefreshKind::nothing().with_memory().with_cpu(),
+        );
+        let Some(p) = inner.system.process(pid) else {
+            return ProcessFigures::default();
+        };
+        ProcessFigures {
+            cpu_seconds: p.accumulated_cpu_time() as f64 / 1000.0,
+            start_time_seconds: p.start_time(),
+            open_fds: p.open_files().unwrap_or(0) as u64,
+            max_fds: p.open_files_limit().unwrap_or(0) as u64,
+            virtual_memory_bytes: p.virtual_memory(),
+            resident_memory_bytes: p.memory(),
+        }
+    }
+}
+
 impl Inner {
     fn measure_cpu(&mut self, pid: Pid) -> Cpu {
         let first = self.cached_cpu.is_none();

@@ -1,0 +1,62 @@
+//! Counters of what the node did (loads, plays), kept for Prometheus. Process-wide, as
+//! Lavalink's are; the scrape in [`crate::metrics`] reads them.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+/// Labels of `lavalink_track_load_results_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoadLabels {
+    /// The source of the result's first track, `none` when it has none.
+    pub source: String,
+    /// The `loadType`.
+    pub result: String,
+}
+
+/// Labels of `lavalink_tracks_played_total` (Lavalink's `guild_id` label is left
+/// out: one series per guild is 10 000 series per node).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// The track's `sourceName`.
+    pub source: String,
+}
+
+/// The counter families.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Load results by source and type.
+    pub loads: Family<LoadLabels, Counter>,
+    /// Tracks started by source.
+    pub plays: Family<SourceLabel, Counter>,
+}
+
+static COUNTERS: LazyLock<Counters> = LazyLock::new(Counters::default);
+
+/// The process's counters.
+pub fn counters() -> &'static Counters {
+    &COUNTERS
+}
+
+/// Counts a `/v4/loadtracks` answer.
+pub fn count_load(source: &str, result: &str) {
+    COUNTERS
+        .loads
+        .get_or_create(&LoadLabels {
+            source: source.to_owned(),
+            result: result.to_owned(),
+        })
+        .inc();
+}
+
+/// Counts a track that started playing.
+pub fn count_play(source: &str) {
+    COUNTERS
+        .plays
+        .get_or_create(&SourceLabel {
+            source: source.to_owned(),
+        })
+        .inc();
+}
