@@ -50,10 +50,31 @@ fn init_logging(config: &Config) {
         }
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into());
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .finish()
+        .with(LogCounter)
         .init();
+}
+
+/// Counts every log event the filter lets through, by level, for
+/// `logback_appender_total{level}`.
+struct LogCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let level = match *event.metadata().level() {
+            tracing::Level::TRACE => "trace",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::INFO => "info",
+            tracing::Level::WARN => "warn",
+            tracing::Level::ERROR => "error",
+        };
+        quaver_control::stats::counters::count_log(level);
+    }
 }
 
 /// Threads of the control plane's blocking pool, where loading a track probes its

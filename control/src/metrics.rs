@@ -7,7 +7,8 @@
 //! - `lavalink_track_load_results_total{source,result}` and
 //!   `lavalink_tracks_played_total{source}`, the counters Lavalink added later, without
 //!   its `guild_id` label (10 000 series per node is a scrape problem).
-//! - The standard `process_*` set.
+//! - The standard `process_*` set, and `logback_appender_total{level}` (log events
+//!   written, named as Lavalink's logback counter).
 //! - Quaver's engine, per tick thread (`thread` label): tick lateness and busy time as
 //!   histograms, ticks, packets sent, frames nulled, deadline resyncs, and players.
 //!
@@ -46,6 +47,11 @@ pub fn scrape(node: &Node) -> String {
         "lavalink_tracks_played",
         "Total number of tracks played by source",
         counters().plays.clone(),
+    );
+    registry.register(
+        "logback_appender",
+        "Log events written, by level (named as Lavalink's logback counter)",
+        counters().logs.clone(),
     );
     registry.register_collector(Box::new(Snapshot {
         stats: node.stats(None),

@@ -24,6 +24,13 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+/// Labels of `logback_appender_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LevelLabel {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+}
+
 /// The counter families.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -31,6 +38,8 @@ pub struct Counters {
     pub loads: Family<LoadLabels, Counter>,
     /// Tracks started by source.
     pub plays: Family<SourceLabel, Counter>,
+    /// Log events written, by level.
+    pub logs: Family<LevelLabel, Counter>,
 }
 
 static COUNTERS: LazyLock<Counters> = LazyLock::new(Counters::default);
@@ -59,4 +68,9 @@ pub fn count_play(source: &str) {
             source: source.to_owned(),
         })
         .inc();
+}
+
+/// Counts a log event written at `level` (lowercase).
+pub fn count_log(level: &'static str) {
+    COUNTERS.logs.get_or_create(&LevelLabel { level }).inc();
 }
