@@ -143,6 +143,12 @@ async fn the_default_endpoint_serves_every_family_behind_the_password() {
         Some(1.0),
         "{text}"
     );
+    // Both loads were timed.
+    assert_eq!(
+        value(&scrape, "quaver_load_seconds_count", &[]),
+        Some(2.0),
+        "{text}"
+    );
     // The node logs at INFO when it starts.
     assert!(
         value(&scrape, "logback_appender_total", &[("level", "info")]).unwrap_or(0.0) >= 1.0,

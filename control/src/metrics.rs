@@ -49,6 +49,11 @@ pub fn scrape(node: &Node) -> String {
         counters().plays.clone(),
     );
     registry.register(
+        "quaver_load_seconds",
+        "Time to answer /v4/loadtracks",
+        counters().load_seconds.clone(),
+    );
+    registry.register(
         "logback_appender",
         "Log events written, by level (named as Lavalink's logback counter)",
         counters().logs.clone(),

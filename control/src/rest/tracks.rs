@@ -19,9 +19,14 @@ pub(super) async fn load_tracks(
 ) -> Result<Json<LoadResult>, ApiError> {
     let identifier = body::query_param(&uri, "identifier")
         .ok_or_else(|| ApiError::bad_request("Required parameter 'identifier' is not present."))?;
+    let started = std::time::Instant::now();
     let outcome = node.loader.load(&identifier).await;
     let result = outcome.to_result();
-    crate::stats::counters::count_load(outcome.source().unwrap_or("none"), result.load_type());
+    crate::stats::counters::count_load(
+        outcome.source().unwrap_or("none"),
+        result.load_type(),
+        started.elapsed().as_secs_f64(),
+    );
     Ok(Json(result))
 }
 

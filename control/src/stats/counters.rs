@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Labels of `lavalink_track_load_results_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,7 +33,7 @@ pub struct LevelLabel {
 }
 
 /// The counter families.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     /// Load results by source and type.
     pub loads: Family<LoadLabels, Counter>,
@@ -40,6 +41,21 @@ pub struct Counters {
     pub plays: Family<SourceLabel, Counter>,
     /// Log events written, by level.
     pub logs: Family<LevelLabel, Counter>,
+    /// Seconds each `/v4/loadtracks` took.
+    pub load_seconds: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            loads: Family::default(),
+            plays: Family::default(),
+            logs: Family::default(),
+            load_seconds: Histogram::new([
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        }
+    }
 }
 
 static COUNTERS: LazyLock<Counters> = LazyLock::new(Counters::default);
@@ -49,8 +65,9 @@ pub fn counters() -> &'static Counters {
     &COUNTERS
 }
 
-/// Counts a `/v4/loadtracks` answer.
-pub fn count_load(source: &str, result: &str) {
+/// Counts a `/v4/loadtracks` answer that took `seconds`.
+pub fn count_load(source: &str, result: &str, seconds: f64) {
+    COUNTERS.load_seconds.observe(seconds);
     COUNTERS
         .loads
         .get_or_create(&LoadLabels {
