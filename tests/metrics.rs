@@ -143,6 +143,16 @@ async fn the_default_endpoint_serves_every_family_behind_the_password() {
         Some(1.0),
         "{text}"
     );
+    // The player has no voice connection.
+    assert_eq!(
+        value(
+            &scrape,
+            "quaver_voice_connections",
+            &[("state", "disconnected")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
     // Both loads were timed.
     assert_eq!(
         value(&scrape, "quaver_load_seconds_count", &[]),

@@ -420,7 +420,7 @@ async fn stalled_heartbeat_acks_lead_to_a_resume_and_unknown_ops_are_ignored() {
 #[tokio::test]
 async fn the_real_binary_plays_to_the_fake_voice_server() {
     let fake = FakeDiscord::start(FakeDiscordOptions::default()).await;
-    let node = TestNode::start_binary(&[]).await;
+    let node = TestNode::start_binary(&[("METRICS_PROMETHEUS_ENABLED", "true")]).await;
     let (mut c, path, _) = connect_player(&node, &fake, GUILD).await;
     node.patch(&path, json!({"track": {"encoded": track_a()}}))
         .await;
@@ -436,4 +436,26 @@ async fn the_real_binary_plays_to_the_fake_voice_server() {
         Some(1),
         "DAVE is advertised"
     );
+    // The metrics see the connection (this fake does not offer DAVE: version 0) and
+    // the engine's player and packets.
+    let text = node
+        .req(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    assert_eq!(
+        sample("quaver_voice_connections{state=\"connected\",dave=\"0\"}"),
+        1.0
+    );
+    assert_eq!(sample("quaver_players{thread=\"0\"}"), 1.0);
+    assert!(sample("quaver_packets_sent_total{thread=\"0\"}") >= 25.0);
 }

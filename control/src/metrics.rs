@@ -10,11 +10,13 @@
 //! - The standard `process_*` set, and `logback_appender_total{level}` (log events
 //!   written, named as Lavalink's logback counter).
 //! - Quaver's engine, per tick thread (`thread` label): tick lateness and busy time as
-//!   histograms, ticks, packets sent, frames nulled, deadline resyncs, and players.
+//!   histograms, ticks, packets sent, frames nulled, deadline resyncs, and players;
+//!   voice connections by state and DAVE protocol version; `/v4/loadtracks` times.
 //!
 //! Everything but the two counters is read at scrape time, from atomics the tick
 //! threads publish anyway: a scrape never touches a tick thread's own data.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -60,6 +62,7 @@ pub fn scrape(node: &Node) -> String {
     );
     registry.register_collector(Box::new(Snapshot {
         stats: node.stats(None),
+        voice: node.voice_connections(),
         process: node.process_figures(),
         engine: node.audio.engine_stats(),
     }));
@@ -76,6 +79,8 @@ type Field = fn(&RunnerStats) -> &AtomicU64;
 #[derive(Debug)]
 struct Snapshot {
     stats: Stats,
+    /// Open voice connections by DAVE protocol version, and the players without one.
+    voice: (BTreeMap<Option<u16>, u64>, u64),
     process: ProcessFigures,
     engine: Vec<Arc<RunnerStats>>,
 }
@@ -221,6 +226,24 @@ impl Snapshot {
                 ConstCounter::new(load(field(s))).encode(family.encode_family(&labels)?)?;
             }
         }
+        let mut family = encoder.encode_descriptor(
+            "quaver_voice_connections",
+            "Players by voice connection state, and open connections by DAVE protocol \
+             version (`dave` is empty until DAVE's state is known).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let (open, closed) = &self.voice;
+        for (dave, n) in open {
+            let dave = dave.map(|v| v.to_string()).unwrap_or_default();
+            let labels = [("state", "connected".to_owned()), ("dave", dave)];
+            ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
+        }
+        let labels = [
+            ("state", "disconnected".to_owned()),
+            ("dave", String::new()),
+        ];
+        ConstGauge::new(*closed as i64).encode(family.encode_family(&labels)?)?;
         let mut family = encoder.encode_descriptor(
             "quaver_players",
             "Players on each tick thread.",

@@ -65,6 +65,23 @@ impl Node {
         }
     }
 
+    /// Voice connections of all players: open ones by the DAVE protocol version in
+    /// force (`None` before DAVE's state is known), and the number not open.
+    pub fn voice_connections(&self) -> (std::collections::BTreeMap<Option<u16>, u64>, u64) {
+        let mut open = std::collections::BTreeMap::new();
+        let mut closed = 0;
+        for session in self.sessions.all() {
+            for player in session.players().values() {
+                if player.is_connected() {
+                    *open.entry(player.audio().dave_protocol()).or_insert(0) += 1;
+                } else {
+                    closed += 1;
+                }
+            }
+        }
+        (open, closed)
+    }
+
     /// The process's CPU time, start time, descriptors and memory, sampled now.
     pub fn process_figures(&self) -> ProcessFigures {
         self.system.process()

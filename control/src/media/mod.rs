@@ -494,6 +494,13 @@ impl PlayerAudio for EngineAudio {
         self.voice.as_ref().and_then(|v| v.ping_ms())
     }
 
+    fn dave_protocol(&self) -> Option<u16> {
+        self.voice
+            .as_ref()
+            .and_then(|v| v.dave())
+            .map(|d| d.protocol_version)
+    }
+
     fn destroy(&mut self) {
         self.stop_job();
         let route = self.media.routes.lock().remove(&self.route);

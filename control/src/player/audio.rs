@@ -42,6 +42,11 @@ pub trait PlayerAudio: Send + fmt::Debug {
     fn ping_ms(&self) -> Option<i64> {
         None
     }
+    /// The DAVE protocol version in force on the voice connection (0: transport
+    /// encryption only), once negotiated.
+    fn dave_protocol(&self) -> Option<u16> {
+        None
+    }
     /// The player is being destroyed: release everything.
     fn destroy(&mut self) {}
 }
