@@ -9,33 +9,69 @@ use std::process::ExitCode;
 use quaver::config::{Config, ConfigSource};
 use quaver::server::Running;
 
-const USAGE: &str = "usage: quaver [--config PATH] [--print-config-reference]
+const USAGE: &str = "usage: quaver [--config PATH] [--spring.config.location=PATH] [--KEY=VALUE]...
+              [--print-config-reference] [--version] [--help]
 
 Runs a Lavalink v4 compatible audio node. Configuration comes from PATH, else
 ./application.yml if present, else embedded defaults (port 2333, password
-youshallnotpass); environment variables override it (SERVER_PORT, ...).";
+youshallnotpass); environment variables override it (SERVER_PORT, ...), and
+--KEY=VALUE arguments override those, as Spring ranks them (--server.port=2334).";
 
 enum Command {
-    Run(Option<PathBuf>),
+    Run {
+        config: Option<PathBuf>,
+        /// `--key=value` arguments.
+        overrides: Vec<(String, String)>,
+    },
     PrintReference,
+    Version,
     Help,
 }
 
 fn parse_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
     let mut config = None;
+    let mut overrides = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" | "-c" => config = Some(args.next().ok_or("--config needs a path")?.into()),
             s if s.starts_with("--config=") => {
                 config = Some(PathBuf::from(&s["--config=".len()..]))
             }
+            s if s.starts_with("--spring.config.location=") => {
+                config = Some(spring_location(&s["--spring.config.location=".len()..])?)
+            }
             "--print-config-reference" => return Ok(Command::PrintReference),
+            "--version" | "-V" => return Ok(Command::Version),
             "--help" | "-h" => return Ok(Command::Help),
-            other => return Err(format!("unknown argument {other:?}")),
+            s => match s.strip_prefix("--").and_then(|kv| kv.split_once('=')) {
+                Some((key, value)) if !key.is_empty() => {
+                    overrides.push((key.to_owned(), value.to_owned()))
+                }
+                _ => return Err(format!("unknown argument {s:?}")),
+            },
         }
     }
-    Ok(Command::Run(config))
+    Ok(Command::Run { config, overrides })
+}
+
+/// The file a `--spring.config.location` names: its first location, without Spring's
+/// `optional:` and `file:` prefixes; a directory (ending in `/`) means its
+/// `application.yml`.
+fn spring_location(value: &str) -> Result<PathBuf, String> {
+    let first = value.split(',').next().unwrap_or_default().trim();
+    let path = first.strip_prefix("optional:").unwrap_or(first);
+    let path = path.strip_prefix("file:").unwrap_or(path);
+    if path.is_empty() || path.starts_with("classpath:") {
+        return Err(format!(
+            "--spring.config.location={value}: give a file or a directory"
+        ));
+    }
+    Ok(if path.ends_with('/') {
+        PathBuf::from(path).join("application.yml")
+    } else {
+        PathBuf::from(path)
+    })
 }
 
 fn init_logging(config: &Config) {
@@ -105,7 +141,7 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let explicit = match command {
+    let (explicit, overrides) = match command {
         Command::Help => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -114,10 +150,14 @@ async fn run() -> ExitCode {
             print!("{}", quaver::config::reference_markdown());
             return ExitCode::SUCCESS;
         }
-        Command::Run(path) => path,
+        Command::Version => {
+            print!("{}", quaver::server::version_text());
+            return ExitCode::SUCCESS;
+        }
+        Command::Run { config, overrides } => (config, overrides),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let loaded = match Config::load(explicit.as_deref(), &cwd, env_vars()) {
+    let loaded = match Config::load_with_args(explicit.as_deref(), &cwd, env_vars(), overrides) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("quaver: {e}");
@@ -172,5 +212,29 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spring_config_locations_name_a_file() {
+        let file = |v: &str| spring_location(v).unwrap();
+        assert_eq!(
+            file("/etc/lavalink/application.yml"),
+            PathBuf::from("/etc/lavalink/application.yml")
+        );
+        assert_eq!(
+            file("file:./conf/"),
+            PathBuf::from("./conf/application.yml")
+        );
+        assert_eq!(
+            file("optional:file:/a.yml,classpath:/b.yml"),
+            PathBuf::from("/a.yml")
+        );
+        assert!(spring_location("classpath:/application.yml").is_err());
+        assert!(spring_location("").is_err());
     }
 }

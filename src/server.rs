@@ -182,6 +182,15 @@ pub fn control_config(config: &Config) -> ControlConfig {
     }
 }
 
+/// What `--version` prints, in the shape of Lavalink's version banner.
+pub fn version_text() -> String {
+    let b = build_info();
+    format!(
+        "Version:        {}\nBuild time:     {}\nBranch:         {}\nCommit:         {}\nCommit time:    {}\nRuntime:        {}\nPlayer library: {}\n",
+        b.semver, b.build_time, b.git_branch, b.git_commit, b.git_commit_time, b.runtime, b.player_library
+    )
+}
+
 fn build_info() -> BuildInfo {
     BuildInfo {
         build_time: env!("QUAVER_BUILD_TIME_MS").parse().unwrap_or(0),

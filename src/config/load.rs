@@ -44,12 +44,24 @@ impl Config {
         cwd: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
+        Self::load_with_args(explicit, cwd, env, [])
+    }
+
+    /// [`Config::load`], with Spring's `--key=value` command-line arguments (`args`:
+    /// key and value) over the environment, as Spring ranks them. A key is matched as
+    /// an environment variable's name is (`server.port`, `lavalink.server.password`).
+    pub fn load_with_args(
+        explicit: Option<&Path>,
+        cwd: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        args: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
         let file = match explicit {
             Some(path) => Some(cwd.join(path)),
             None => Some(cwd.join(DEFAULT_FILE_NAME)).filter(|p| p.is_file()),
         };
         let Some(path) = file else {
-            return build(None, None, env, ConfigSource::Embedded);
+            return build(None, None, env, args, ConfigSource::Embedded);
         };
         let text = fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.clone(),
@@ -59,6 +71,7 @@ impl Config {
             Some(&text),
             Some(&path),
             env,
+            args,
             ConfigSource::File(path.clone()),
         )
     }
@@ -69,7 +82,7 @@ impl Config {
         yaml: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
-        build(Some(yaml), None, env, ConfigSource::Embedded)
+        build(Some(yaml), None, env, [], ConfigSource::Embedded)
     }
 }
 
@@ -78,6 +91,7 @@ fn build(
     yaml: Option<&str>,
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
+    args: impl IntoIterator<Item = (String, String)>,
     source: ConfigSource,
 ) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
@@ -86,8 +100,9 @@ fn build(
         None => yaml::Scan::default(),
     };
     let env = env::layer(env);
+    let args = env::layer(args);
     let mut config = Config::default();
-    for layer in scan.layers.iter().chain([&env]) {
+    for layer in scan.layers.iter().chain([&env, &args]) {
         layer.apply(&mut config)?;
     }
     if let Some(warning) = plugin_warning(&config, &scan.plugin_settings) {
@@ -160,6 +175,32 @@ mod tests {
         let err = Config::load(Some(Path::new("missing.yml")), &dir, []).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }));
         assert!(err.to_string().contains("missing.yml"), "{err}");
+    }
+
+    #[test]
+    fn command_line_arguments_override_the_environment_and_the_file() {
+        let dir = temp_dir("args");
+        fs::write(dir.join("application.yml"), "server:\n  port: 4100\n").unwrap();
+        let env = [("SERVER_PORT".to_owned(), "4200".to_owned())];
+        let args = [
+            ("server.port".to_owned(), "4300".to_owned()),
+            (
+                "lavalink.server.password".to_owned(),
+                "from-args".to_owned(),
+            ),
+            ("spring.profiles.active".to_owned(), "prod".to_owned()),
+        ];
+        let loaded = Config::load_with_args(None, &dir, env.clone(), args).unwrap();
+        assert_eq!(loaded.config.server.port, 4300);
+        assert_eq!(
+            loaded.config.lavalink.password.as_deref(),
+            Some("from-args")
+        );
+        let loaded = Config::load_with_args(None, &dir, env, []).unwrap();
+        assert_eq!(
+            loaded.config.server.port, 4200,
+            "the environment over the file"
+        );
     }
 
     #[test]
