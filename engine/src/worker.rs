@@ -303,26 +303,18 @@ impl Worker {
             }
             ControlToEngine::Stop(key) => {
                 let Some(p) = self.slot_mut(key) else { return };
-                p.opening = false;
-                let old = p.frames.take();
-                if let Some(o) = p.output.as_mut() {
-                    o.audio_stopped();
-                }
-                if let Some(old) = old {
+                if let Some(old) = p.stop_track() {
                     self.emit(EngineToControl::Retired(Retired::Frames(old)));
                 }
             }
             ControlToEngine::Open { key, epoch } => {
                 let Some(p) = self.slot_mut(key) else { return };
-                let old = p.frames.take();
+                let old = p.stop_track();
                 p.epoch = epoch;
                 p.ended = false;
                 p.empty_ticks = 0;
                 p.stuck_reported = false;
                 p.opening = true;
-                if let Some(o) = p.output.as_mut() {
-                    o.audio_stopped();
-                }
                 if let Some(old) = old {
                     self.emit(EngineToControl::Retired(Retired::Frames(old)));
                 }
@@ -436,6 +428,16 @@ impl Worker {
 }
 
 impl Player {
+    /// Ends the current track (or its opening): the output sends its trailing
+    /// silence, and the track's reader is handed back to be retired off the tick.
+    fn stop_track(&mut self) -> Option<FrameReader> {
+        self.opening = false;
+        if let Some(o) = self.output.as_mut() {
+            o.audio_stopped();
+        }
+        self.frames.take()
+    }
+
     fn new(mut parts: Box<NewPlayer>) -> Self {
         let shared = Arc::clone(&parts.shared);
         Player {
